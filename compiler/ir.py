@@ -1,0 +1,427 @@
+"""Every node of trainc: the syntax tree (what the grammar produced) and the checked IR.
+
+All nodes are frozen, slotted, keyword-only dataclasses with tuple children. Every node carries
+a `span`, excluded from equality, so two specs that differ only in layout compare equal. Passes
+never mutate a node: they build new ones with `dataclasses.replace`, and a node a pass creates
+inherits the span of the node it came from.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Union
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of a source file: 1-based lines and columns, `end_col` exclusive."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+NOWHERE = Span("<builtin>", 0, 0, 0, 0)
+
+
+def _span():
+    return field(compare=False, repr=False)
+
+
+def node(cls):
+    return dataclass(frozen=True, slots=True, kw_only=True)(cls)
+
+
+# ---------------------------------------------------------------------------------------------
+# Syntax tree: the grammar's output, before names mean anything.
+# ---------------------------------------------------------------------------------------------
+
+
+@node
+class Number:
+    value: float | int
+    span: Span = _span()
+
+
+@node
+class Quantity:
+    """A number with a unit: `200 steps`, `3 epochs`, `10 min`."""
+
+    value: float | int
+    unit: str
+    span: Span = _span()
+
+
+@node
+class Str:
+    value: str
+    span: Span = _span()
+
+
+@node
+class Bool:
+    value: bool
+    span: Span = _span()
+
+
+@node
+class Ref:
+    """A possibly dotted name: `relu`, `val.loss`."""
+
+    parts: tuple[str, ...]
+    span: Span = _span()
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.parts)
+
+
+@node
+class KwArg:
+    name: str
+    value: "Expr"
+    span: Span = _span()
+
+
+@node
+class Call:
+    name: Ref
+    args: tuple["Expr", ...]
+    kwargs: tuple[KwArg, ...]
+    span: Span = _span()
+
+
+@node
+class ListExpr:
+    items: tuple["Expr", ...]
+    span: Span = _span()
+
+
+@node
+class Record:
+    """`{ train = 0.8, val = 0.2 }` as a value."""
+
+    entries: tuple["Entry", ...]
+    span: Span = _span()
+
+
+@node
+class BinOp:
+    op: str  # one of + - * / >= <= > < == !=
+    left: "Expr"
+    right: "Expr"
+    span: Span = _span()
+
+
+@node
+class Neg:
+    operand: "Expr"
+    span: Span = _span()
+
+
+@node
+class Pipeline:
+    """`x -> dense(10) -> relu`: data flows left to right."""
+
+    stages: tuple["Expr", ...]
+    span: Span = _span()
+
+
+@node
+class Then:
+    """`warmup(200 steps) then cosine()`: schedule phases one after another."""
+
+    parts: tuple["Expr", ...]
+    span: Span = _span()
+
+
+Expr = Union[Number, Quantity, Str, Bool, Ref, Call, ListExpr, Record, BinOp, Neg, Pipeline, Then]
+
+
+@node
+class Entry:
+    """`key = value`, at the top level, in a section or in a record."""
+
+    key: str
+    value: Expr
+    key_span: Span = _span()
+    span: Span = _span()
+
+
+@node
+class Section:
+    """`name { ... }`."""
+
+    name: str
+    body: tuple["Stmt", ...]
+    name_span: Span = _span()
+    span: Span = _span()
+
+
+@node
+class InputDecl:
+    """`input x: f32[64]` in the model section."""
+
+    name: str
+    dtype: str
+    dims: tuple[int, ...]
+    span: Span = _span()
+
+
+@node
+class Param:
+    name: str
+    default: Expr | None
+    span: Span = _span()
+
+
+@node
+class BlockDef:
+    """`block mlp(width) { dense(width) -> relu }`: a parameterised, reusable pipeline."""
+
+    name: str
+    params: tuple[Param, ...]
+    body: Expr
+    span: Span = _span()
+
+
+Stmt = Union[Entry, Section, InputDecl, BlockDef]
+
+
+@node
+class File:
+    items: tuple[Stmt, ...]
+    span: Span = _span()
+
+
+# ---------------------------------------------------------------------------------------------
+# Checked IR: names bound to registries, units normalised, defaults filled, shapes known.
+# ---------------------------------------------------------------------------------------------
+
+
+class DType(enum.Enum):
+    f32 = "f32"
+    f16 = "f16"
+    i32 = "i32"
+
+
+class Unit(enum.Enum):
+    steps = "steps"
+    epochs = "epochs"
+    fraction = "fraction"  # of the whole run
+    seconds = "seconds"
+
+
+class Task(enum.Enum):
+    classification = "classification"
+    regression = "regression"
+
+
+# Args are (name, value) pairs so nodes stay hashable; values are plain Python data
+# (int, float, str, bool, Duration, MetricRef, tuples of those).
+Args = tuple[tuple[str, object], ...]
+
+
+@node
+class Duration:
+    value: float
+    unit: Unit
+    span: Span = _span()
+
+
+@node
+class MetricRef:
+    """`val.loss`, `train.accuracy`: a metric on a split."""
+
+    split: str
+    name: str
+    span: Span = _span()
+
+    def __str__(self) -> str:
+        return f"{self.split}.{self.name}"
+
+
+@node
+class Source:
+    kind: str  # registry key: csv, npz
+    path: str
+    args: Args
+    span: Span = _span()
+
+
+@node
+class Split:
+    train: float
+    val: float
+    stratify: bool
+    span: Span = _span()
+
+
+@node
+class Data:
+    source: Source | None  # one source split by `split`, or
+    split: Split | None
+    train: Source | None  # separate train and val files
+    val: Source | None
+    normalize: str  # standard | minmax | none
+    batch: int
+    shuffle: bool
+    task: Task
+    span: Span = _span()
+
+
+@node
+class TensorType:
+    dtype: DType
+    shape: tuple[int, ...]  # per example, without the batch dimension
+
+    def __str__(self) -> str:
+        return f"{self.dtype.value}[{', '.join(map(str, self.shape))}]"
+
+
+@node
+class Input:
+    name: str
+    type: TensorType
+    span: Span = _span()
+
+
+@node
+class Layer:
+    """One node of the model graph. `name` is unique in the model; `out` is filled by check."""
+
+    name: str
+    op: str  # layer registry key
+    args: Args
+    inputs: tuple[str, ...]
+    out: TensorType | None = None
+    span: Span = _span()
+
+
+@node
+class Model:
+    inputs: tuple[Input, ...]
+    layers: tuple[Layer, ...]  # in topological order
+    values: tuple[tuple[str, str], ...]  # user-visible name -> layer (or input) name
+    span: Span = _span()
+
+
+@node
+class LossTerm:
+    kind: str  # loss registry key
+    pred: str  # a model value
+    target: str  # "target": the data's target column
+    weight: float
+    args: Args
+    span: Span = _span()
+
+
+@node
+class Loss:
+    terms: tuple[LossTerm, ...]
+    span: Span = _span()
+
+
+@node
+class Optimizer:
+    kind: str
+    args: Args  # lr, momentum, betas, ... with defaults filled
+    span: Span = _span()
+
+
+@node
+class Phase:
+    kind: str  # schedule registry key
+    args: Args
+    length: Duration | None  # None: until the end of the run
+    span: Span = _span()
+
+
+@node
+class Schedule:
+    phases: tuple[Phase, ...]
+    span: Span = _span()
+
+
+@node
+class Regularization:
+    l2: float
+    clip_grad_norm: float | None
+    span: Span = _span()
+
+
+@node
+class EarlyStop:
+    monitor: MetricRef
+    mode: str  # min | max
+    patience: int
+    min_delta: float
+    restore_best: bool
+    span: Span = _span()
+
+
+@node
+class Threshold:
+    """`when = val.accuracy >= 0.99`."""
+
+    monitor: MetricRef
+    op: str
+    value: float
+    span: Span = _span()
+
+
+@node
+class Stop:
+    max: Duration
+    early: EarlyStop | None
+    when: Threshold | None
+    budget: float | None  # seconds of wall-clock time
+    span: Span = _span()
+
+
+@node
+class Metric:
+    kind: str
+    args: Args
+    span: Span = _span()
+
+
+@node
+class Checkpoint:
+    every: Duration | None
+    keep: MetricRef | None
+    span: Span = _span()
+
+
+@node
+class Run:
+    seed: int
+    device: str  # auto | cpu | cuda | metal
+    precision: DType
+    span: Span = _span()
+
+
+@node
+class Spec:
+    path: str
+    data: Data
+    model: Model
+    loss: Loss
+    optimizer: Optimizer
+    schedule: Schedule
+    regularization: Regularization
+    stop: Stop
+    metrics: tuple[Metric, ...]
+    checkpoint: Checkpoint | None
+    run: Run
+    span: Span = _span()
+
+
+def argdict(args: Args) -> dict[str, object]:
+    return dict(args)

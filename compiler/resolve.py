@@ -1,0 +1,674 @@
+"""resolve: syntax tree -> IR. Binds every name to a section, key, registry entry or model value,
+normalises units, fills defaults and expands blocks into layers. Collects every problem it can.
+"""
+
+from __future__ import annotations
+
+from . import catalog as C
+from . import ir
+from .diagnostics import Diagnostic, SpecError, did_you_mean, one_of
+
+
+class _Bad(Exception):
+    """One problem in one value; resolution of the enclosing item stops, the rest goes on."""
+
+    def __init__(self, diag: Diagnostic):
+        self.diag = diag
+
+
+def _err(code: str, message: str, span: ir.Span, help: str | None = None) -> _Bad:
+    return _Bad(Diagnostic(code=code, message=message, span=span, help=help))
+
+
+def _describe(expr: ir.Expr) -> str:
+    match expr:
+        case ir.Number(value=v):
+            return f"the number {v:g}" if isinstance(v, float) else f"the number {v}"
+        case ir.Quantity(value=v, unit=u):
+            return f"'{v:g} {u}'" if u != "%" else f"'{v:g}%'"
+        case ir.Str(value=v):
+            return f'the string "{v}"'
+        case ir.Bool(value=v):
+            return "true" if v else "false"
+        case ir.Ref():
+            return f"'{expr.dotted}'"
+        case ir.Call(name=n):
+            return f"a call to '{n.dotted}'"
+        case ir.ListExpr():
+            return "a list"
+        case ir.Record():
+            return "a { ... } record"
+        case ir.Pipeline():
+            return "a pipeline"
+        case ir.Then():
+            return "a schedule"
+    return "an expression"
+
+
+# ---------------------------------------------------------------------------------------------
+# Values against a parameter's type
+# ---------------------------------------------------------------------------------------------
+
+
+def convert(expr: ir.Expr, typ, what: str):
+    """Turn one expression into the Python value `typ` describes, or raise _Bad."""
+    if isinstance(typ, C.Num):
+        if isinstance(expr, ir.Number):
+            v = expr.value
+            if typ.integer and not (isinstance(v, int) or float(v).is_integer()):
+                raise _err("E303", f"{what} must be an integer, found {v:g}", expr.span)
+            v = int(v) if typ.integer else float(v)
+            lo_bad = v < typ.lo or (typ.lo_open and v == typ.lo)
+            hi_bad = v > typ.hi or (typ.hi_open and v == typ.hi)
+            if lo_bad or hi_bad:
+                raise _err("E304", f"{what} is out of range: {v:g}", expr.span, f"expected {typ.describe()}")
+            return v
+        raise _err("E303", f"{what} must be {typ.describe()}, found {_describe(expr)}", expr.span)
+    if isinstance(typ, C.Bool_):
+        if isinstance(expr, ir.Bool):
+            return expr.value
+        raise _err("E303", f"{what} must be true or false, found {_describe(expr)}", expr.span)
+    if isinstance(typ, C.Text):
+        if isinstance(expr, ir.Str):
+            return expr.value
+        hint = f'write "{expr.dotted}" in quotes' if isinstance(expr, ir.Ref) else None
+        raise _err("E303", f"{what} must be a string, found {_describe(expr)}", expr.span, hint)
+    if isinstance(typ, C.Names):
+        if isinstance(expr, ir.Str):
+            return expr.value
+        if isinstance(expr, ir.ListExpr) and all(isinstance(i, ir.Str) for i in expr.items) and expr.items:
+            return tuple(i.value for i in expr.items)
+        raise _err("E303", f"{what} must be {typ.describe()}, found {_describe(expr)}", expr.span)
+    if isinstance(typ, C.Choice):
+        word = expr.dotted if isinstance(expr, ir.Ref) else expr.value if isinstance(expr, ir.Str) else None
+        if word in typ.options:
+            return word
+        if word is None:
+            raise _err("E303", f"{what} must be {typ.describe()}, found {_describe(expr)}", expr.span)
+        raise _err("E305", f"unknown value '{word}' for {what}", expr.span,
+                   did_you_mean(word, typ.options) or one_of(typ.options))
+    if isinstance(typ, C.Dur):
+        if isinstance(expr, ir.Quantity):
+            if expr.unit not in C.UNITS:
+                raise _err("E306", f"unknown unit '{expr.unit}'", expr.span,
+                           did_you_mean(expr.unit, C.UNITS) or one_of(C.UNITS))
+            unit, factor = C.UNITS[expr.unit]
+            if unit not in typ.units:
+                raise _err("E306", f"{what} takes {typ.describe()}, found a quantity in {unit}", expr.span)
+            value = expr.value * factor
+            if value <= 0 or (unit in ("steps", "epochs") and not float(value).is_integer()):
+                raise _err("E304", f"{what} must be a positive whole number of {unit}", expr.span)
+            if unit == "fraction" and value > 1:
+                raise _err("E304", f"{what} is more than the whole run ({expr.value:g}%)", expr.span)
+            return ir.Duration(value=float(value), unit=ir.Unit(unit), span=expr.span)
+        if isinstance(expr, ir.Number):
+            raise _err("E306", f"{what} needs a unit", expr.span, f"write it as {typ.describe()}")
+        raise _err("E303", f"{what} must be {typ.describe()}, found {_describe(expr)}", expr.span)
+    if isinstance(typ, C.MetricName):
+        return metric_ref(expr, what)
+    if isinstance(typ, (C.Value, C.InitRef)):
+        return expr  # resolved by the caller, who knows the names in scope
+    raise AssertionError(f"no converter for {typ!r}")
+
+
+SPLITS = ("train", "val")
+
+
+def metric_ref(expr: ir.Expr, what: str) -> ir.MetricRef:
+    if isinstance(expr, ir.Ref) and len(expr.parts) == 2:
+        split, name = expr.parts
+        if split not in SPLITS:
+            raise _err("E207", f"unknown split '{split}' in {what}", expr.span,
+                       did_you_mean(split, SPLITS) or one_of(SPLITS))
+        return ir.MetricRef(split=split, name=name, span=expr.span)
+    raise _err("E303", f"{what} must name a metric on a split, like val.loss, found {_describe(expr)}", expr.span)
+
+
+def bind(entry: C.Entry, reg: C.Registry, call: ir.Expr, skip: tuple[str, ...] = ()) -> dict:
+    """Bind a call (or a bare name) to a registry entry's signature; returns name -> value."""
+    args = call.args if isinstance(call, ir.Call) else ()
+    kwargs = call.kwargs if isinstance(call, ir.Call) else ()
+    params = [p for p in entry.params if p.name not in skip]
+    out: dict = {}
+    spans: dict = {}
+    problems: list[Diagnostic] = []
+    if len(args) > len(params):
+        extra = args[len(params)]
+        raise _err("E302", f"too many arguments to {entry.name}: it takes {len(params)}", extra.span,
+                   f"signature: {entry.signature}")
+    for p, a in zip(params, args):
+        out[p.name], spans[p.name] = a, a.span
+    for kw in kwargs:
+        if entry.param(kw.name) is None or kw.name in skip:
+            names = [p.name for p in params]
+            help_ = did_you_mean(kw.name, names) or (f"{entry.name} takes: {', '.join(names)}" if names else
+                                                     f"{entry.name} takes no arguments")
+            problems.append(Diagnostic(code="E202", message=f"unknown argument '{kw.name}' for {reg.kind} "
+                                       f"'{entry.name}'", span=kw.span, help=help_))
+            continue
+        if kw.name in out:
+            problems.append(Diagnostic(code="E208", message=f"argument '{kw.name}' given twice", span=kw.span))
+            continue
+        out[kw.name], spans[kw.name] = kw.value, kw.span
+    for p in params:
+        if p.name not in out:
+            if p.default is C.REQUIRED:
+                problems.append(Diagnostic(code="E301", message=f"{reg.kind} '{entry.name}' needs argument "
+                                           f"'{p.name}'", span=call.span, help=f"signature: {entry.signature}"))
+            else:
+                out[p.name] = p.default
+            continue
+        try:
+            out[p.name] = convert(out[p.name], p.type, f"'{p.name}' of {entry.name}")
+        except _Bad as b:
+            problems.append(b.diag)
+    if problems:
+        raise SpecError(problems)
+    return {p.name: out[p.name] for p in params}
+
+
+def lookup(reg: C.Registry, expr: ir.Expr, what: str | None = None) -> C.Entry:
+    """The registry entry a bare name or call refers to."""
+    if isinstance(expr, ir.Call):
+        ref = expr.name
+    elif isinstance(expr, ir.Ref):
+        ref = expr
+    else:
+        raise _err("E303", f"expected {what or 'a ' + reg.kind}, found {_describe(expr)}", expr.span,
+                   one_of(reg.names()))
+    entry = reg.get(ref.dotted)
+    if entry is None:
+        raise _err("E201", f"unknown {reg.kind} '{ref.dotted}'", ref.span,
+                   did_you_mean(ref.dotted, reg.names()) or one_of(reg.names()))
+    return entry
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole file
+# ---------------------------------------------------------------------------------------------
+
+
+class _Resolver:
+    def __init__(self, file: ir.File, path: str):
+        self.file = file
+        self.path = path
+        self.diags: list[Diagnostic] = []
+        self.items: dict[str, ir.Section | ir.Entry] = {}
+
+    def guard(self, fn, *args, default=None):
+        """Run one resolution step; record its problems and go on with `default`."""
+        try:
+            return fn(*args)
+        except _Bad as b:
+            self.diags.append(b.diag)
+        except SpecError as e:
+            self.diags.extend(e.diagnostics)
+        return default
+
+    def error(self, code, message, span, help=None):
+        self.diags.append(Diagnostic(code=code, message=message, span=span, help=help))
+
+    # ---- top level ------------------------------------------------------------------------------
+
+    def collect(self):
+        for item in self.file.items:
+            name = item.name if isinstance(item, ir.Section) else item.key
+            name_span = item.name_span if isinstance(item, ir.Section) else item.key_span
+            if isinstance(item, (ir.InputDecl, ir.BlockDef)):
+                self.error("E203", "`input` and `block` belong in the model section", item.span,
+                           "move it into `model { ... }`")
+                continue
+            if name not in C.SECTIONS:
+                self.error("E203", f"unknown section '{name}'", name_span,
+                           did_you_mean(name, C.SECTIONS) or one_of(C.SECTIONS))
+                continue
+            if name in self.items:
+                self.error("E209", f"section '{name}' appears twice", name_span,
+                           f"merge it with the one at line {self.items[name].span.line}")
+                continue
+            if isinstance(item, ir.Section) and name in C.VALUE_SECTIONS:
+                self.error("E210", f"'{name}' is a value, not a section", name_span,
+                           f"write `{name} = ...`")
+                continue
+            if isinstance(item, ir.Entry) and name in C.BLOCK_SECTIONS:
+                if not isinstance(item.value, ir.Record):
+                    self.error("E210", f"'{name}' is a section", name_span, f"write `{name} {{ ... }}`")
+                    continue
+                item = ir.Section(name=name, body=item.value.entries, name_span=item.key_span, span=item.span)
+            self.items[name] = item
+
+    def keys(self, section: str) -> dict[str, ir.Entry]:
+        """The entries of a block section, checked against its known keys."""
+        item = self.items.get(section)
+        if item is None:
+            return {}
+        known = C.SECTIONS[section]
+        out: dict[str, ir.Entry] = {}
+        for stmt in item.body:
+            if not isinstance(stmt, ir.Entry):
+                self.error("E204", f"unexpected {'`' + type(stmt).__name__.lower() + '`'} in {section}",
+                           stmt.span, f"{section} holds `key = value` settings")
+                continue
+            if stmt.key not in known:
+                self.error("E204", f"unknown key '{stmt.key}' in {section}", stmt.key_span,
+                           did_you_mean(stmt.key, known) or one_of(known))
+                continue
+            if stmt.key in out:
+                self.error("E209", f"'{stmt.key}' is set twice in {section}", stmt.key_span)
+                continue
+            out[stmt.key] = stmt
+        return out
+
+    def missing(self, section: str, what: str, example: str) -> ir.Span:
+        span = ir.Span(self.path, 1, 1, 1, 1)
+        self.error("E205", f"missing {what}", span, f"add {example}")
+        return span
+
+    # ---- data -------------------------------------------------------------------------------------
+
+    def source(self, expr: ir.Expr) -> ir.Source:
+        entry = lookup(C.SOURCES, expr)
+        args = bind(entry, C.SOURCES, expr)
+        path = args.pop("path")
+        return ir.Source(kind=entry.name, path=path, args=tuple(args.items()), span=expr.span)
+
+    def split(self, expr: ir.Expr) -> ir.Split:
+        if not isinstance(expr, ir.Record):
+            raise _err("E303", f"split must be a record like {{ train = 0.8, val = 0.2 }}, found {_describe(expr)}",
+                       expr.span)
+        vals = {"train": None, "val": None, "stratify": True}
+        for e in expr.entries:
+            if not isinstance(e, ir.Entry) or e.key not in vals:
+                name = getattr(e, "key", "?")
+                raise _err("E204", f"unknown key '{name}' in split", getattr(e, "key_span", e.span),
+                           did_you_mean(name, vals) or one_of(vals))
+            typ = C.Bool if e.key == "stratify" else C.Float(0.0, 1.0, min_open=True)
+            vals[e.key] = convert(e.value, typ, f"split.{e.key}")
+        if vals["train"] is None or vals["val"] is None:
+            raise _err("E301", "split needs both train and val fractions", expr.span,
+                       "write { train = 0.8, val = 0.2 }")
+        if vals["train"] + vals["val"] > 1 + 1e-9:
+            raise _err("E304", f"split fractions add up to {vals['train'] + vals['val']:g}, more than 1", expr.span)
+        return ir.Split(train=vals["train"], val=vals["val"], stratify=vals["stratify"], span=expr.span)
+
+    def data(self, task: ir.Task | None) -> ir.Data:
+        keys = self.keys("data")
+        sec = self.items.get("data")
+        span = sec.span if sec else self.missing("data", "data section", "`data { source = csv(\"file.csv\", "
+                                                 "target = \"label\") }`")
+        get = lambda k, typ, d: self.guard(convert, keys[k].value, typ, f"data.{k}", default=d) if k in keys else d
+        source = self.guard(self.source, keys["source"].value) if "source" in keys else None
+        split = self.guard(self.split, keys["split"].value) if "split" in keys else None
+        train = self.guard(self.source, keys["train"].value) if "train" in keys else None
+        val = self.guard(self.source, keys["val"].value) if "val" in keys else None
+        if sec is not None:
+            if "source" in keys and ("train" in keys or "val" in keys):
+                k = keys.get("train") or keys["val"]
+                self.error("E211", "give either `source` with `split`, or `train` and `val` files, not both",
+                           k.key_span)
+            elif "source" in keys and "split" not in keys:
+                self.error("E205", "data.source needs a `split`", keys["source"].key_span,
+                           "add `split = { train = 0.8, val = 0.2 }`")
+            elif "source" not in keys and not ("train" in keys and "val" in keys):
+                self.error("E205", "missing data source", sec.name_span,
+                           "add `source = csv(\"file.csv\", target = \"label\")` and a `split`, "
+                           "or separate `train` and `val` files")
+        given_task = get("task", C.Choice("classification", "regression"), None)
+        return ir.Data(source=source, split=split, train=train, val=val,
+                       normalize=get("normalize", C.Choice("standard", "minmax", "none"), "standard"),
+                       batch=get("batch", C.Int(min=1), 32), shuffle=get("shuffle", C.Bool, True),
+                       task=ir.Task(given_task) if given_task else (task or ir.Task.classification), span=span)
+
+    # ---- model ------------------------------------------------------------------------------------
+
+    def model(self) -> ir.Model:
+        sec = self.items.get("model")
+        if sec is None:
+            span = self.missing("model", "model section", "`model { input x: f32[4]  logits = x -> dense(3) }`")
+            return ir.Model(inputs=(), layers=(), values=(), span=span)
+        m = _ModelBuilder(self)
+        for stmt in sec.body:
+            self.guard(m.statement, stmt)
+        if not m.inputs:
+            self.error("E205", "the model has no input", sec.name_span, "declare one: `input x: f32[64]`")
+        return ir.Model(inputs=tuple(m.inputs), layers=tuple(m.layers), values=tuple(m.values.items()),
+                        span=sec.span)
+
+    # ---- loss, optimizer, schedule, metrics -------------------------------------------------------
+
+    def loss(self, values: set[str]) -> ir.Loss | None:
+        item = self.items.get("loss")
+        if item is None:
+            self.missing("loss", "loss", "`loss = cross_entropy(logits, target)`")
+            return None
+        terms = self.guard(self.loss_terms, item.value, 1.0, values, default=())
+        return ir.Loss(terms=tuple(terms), span=item.span) if terms else None
+
+    def loss_terms(self, expr: ir.Expr, weight: float, values: set[str]) -> list[ir.LossTerm]:
+        if isinstance(expr, ir.BinOp) and expr.op == "+":
+            return self.loss_terms(expr.left, weight, values) + self.loss_terms(expr.right, weight, values)
+        if isinstance(expr, ir.BinOp) and expr.op == "*":
+            if isinstance(expr.left, ir.Number):
+                return self.loss_terms(expr.right, weight * expr.left.value, values)
+            if isinstance(expr.right, ir.Number):
+                return self.loss_terms(expr.left, weight * expr.right.value, values)
+        if not isinstance(expr, (ir.Call, ir.Ref)):
+            raise _err("E303", f"loss must be a loss call like cross_entropy(logits, target), or a weighted sum of "
+                       f"them, found {_describe(expr)}", expr.span)
+        entry = lookup(C.LOSSES, expr)
+        args = bind(entry, C.LOSSES, expr)
+        pred, target = args.pop("pred"), args.pop("target")
+        for what, e in (("prediction", pred), ("target", target)):
+            if not isinstance(e, ir.Ref) or len(e.parts) != 1:
+                raise _err("E303", f"the {what} of {entry.name} must be a name, found {_describe(e)}", e.span)
+        if pred.dotted not in values:
+            raise _err("E206", f"unknown model value '{pred.dotted}'", pred.span,
+                       did_you_mean(pred.dotted, values) or one_of(values))
+        if target.dotted != "target":
+            raise _err("E206", f"unknown target '{target.dotted}'", target.span,
+                       "the data's target column is called `target`")
+        return [ir.LossTerm(kind=entry.name, pred=pred.dotted, target="target", weight=float(weight),
+                            args=tuple(args.items()), span=expr.span)]
+
+    def optimizer(self) -> ir.Optimizer:
+        item = self.items.get("optimizer")
+        if item is None:
+            span = self.missing("optimizer", "optimizer", "`optimizer = adam(lr = 1e-3)`")
+            return ir.Optimizer(kind="adam", args=tuple(bind(C.OPTIMIZERS.get("adam"), C.OPTIMIZERS,
+                                                             ir.Ref(parts=("adam",), span=span)).items()), span=span)
+        entry = lookup(C.OPTIMIZERS, item.value)
+        args = bind(entry, C.OPTIMIZERS, item.value)
+        return ir.Optimizer(kind=entry.name, args=tuple(args.items()), span=item.value.span)
+
+    def schedule(self) -> ir.Schedule:
+        item = self.items.get("schedule")
+        if item is None:
+            span = ir.NOWHERE
+            return ir.Schedule(phases=(ir.Phase(kind="constant", args=(), length=None, span=span),), span=span)
+        parts = item.value.parts if isinstance(item.value, ir.Then) else (item.value,)
+        phases = []
+        for i, part in enumerate(parts):
+            entry = lookup(C.SCHEDULES, part)
+            args = bind(entry, C.SCHEDULES, part)
+            length = args.pop("length")
+            last = i == len(parts) - 1
+            if length is None and not last:
+                raise _err("E301", f"'{entry.name}' is followed by another phase, so it needs a length", part.span,
+                           f"give it one: {entry.name}(..., length = 10 epochs)")
+            phases.append(ir.Phase(kind=entry.name, args=tuple(args.items()), length=length, span=part.span))
+        return ir.Schedule(phases=tuple(phases), span=item.value.span)
+
+    def metrics(self) -> tuple[ir.Metric, ...]:
+        item = self.items.get("metrics")
+        if item is None:
+            return ()
+        items = item.value.items if isinstance(item.value, ir.ListExpr) else (item.value,)
+        out, seen = [], set()
+        for e in items:
+            entry = self.guard(lookup, C.METRICS, e)
+            if entry is None:
+                continue
+            args = self.guard(bind, entry, C.METRICS, e)
+            if args is None:
+                continue
+            if entry.name in seen:
+                self.error("E209", f"metric '{entry.name}' is listed twice", e.span)
+                continue
+            seen.add(entry.name)
+            out.append(ir.Metric(kind=entry.name, args=tuple(args.items()), span=e.span))
+        return tuple(out)
+
+    # ---- regularization, stop, checkpoint, run ----------------------------------------------------
+
+    def regularization(self) -> ir.Regularization:
+        keys = self.keys("regularization")
+        sec = self.items.get("regularization")
+        get = lambda k, typ, d: self.guard(convert, keys[k].value, typ, f"regularization.{k}", default=d) \
+            if k in keys else d
+        return ir.Regularization(l2=get("l2", C.NonNegative, 0.0),
+                                 clip_grad_norm=get("clip_grad_norm", C.Positive, None),
+                                 span=sec.span if sec else ir.NOWHERE)
+
+    def stop(self) -> ir.Stop:
+        keys = self.keys("stop")
+        sec = self.items.get("stop")
+        span = sec.span if sec else ir.NOWHERE
+        mx = self.guard(convert, keys["max"].value, C.Dur("steps", "epochs"), "stop.max") if "max" in keys else None
+        if mx is None and "max" not in keys:
+            where = sec.name_span if sec else ir.Span(self.path, 1, 1, 1, 1)
+            self.error("E205", "missing stop.max: how long may the run last?", where,
+                       "add `stop { max = 20 epochs }` (or `max = 1000 steps`)")
+        mx = mx or ir.Duration(value=1.0, unit=ir.Unit.epochs, span=span)
+        early = self.guard(self.early, keys["early"].value) if "early" in keys else None
+        when = self.guard(self.when, keys["when"].value) if "when" in keys else None
+        budget = self.guard(convert, keys["budget"].value, C.Dur("seconds"), "stop.budget") if "budget" in keys \
+            else None
+        return ir.Stop(max=mx, early=early, when=when, budget=budget.value if budget else None, span=span)
+
+    def early(self, expr: ir.Expr) -> ir.EarlyStop:
+        entry = lookup(C.STOP_RULES, expr, "an early-stopping rule like plateau(val.loss, patience = 5)")
+        a = bind(entry, C.STOP_RULES, expr)
+        return ir.EarlyStop(monitor=a["monitor"], mode=a["mode"], patience=a["patience"], min_delta=a["min_delta"],
+                            restore_best=a["restore_best"], span=expr.span)
+
+    def when(self, expr: ir.Expr) -> ir.Threshold:
+        if not (isinstance(expr, ir.BinOp) and expr.op in (">=", "<=", ">", "<")):
+            raise _err("E303", f"stop.when must be a comparison like val.accuracy >= 0.99, found {_describe(expr)}",
+                       expr.span)
+        monitor = metric_ref(expr.left, "stop.when")
+        value = convert(expr.right, C.Float(), "the threshold")
+        return ir.Threshold(monitor=monitor, op=expr.op, value=value, span=expr.span)
+
+    def checkpoint(self) -> ir.Checkpoint | None:
+        sec = self.items.get("checkpoint")
+        if sec is None:
+            return None
+        keys = self.keys("checkpoint")
+        every = self.guard(convert, keys["every"].value, C.Dur("epochs"), "checkpoint.every") if "every" in keys \
+            else None
+        keep = self.guard(self.keep, keys["keep"].value) if "keep" in keys else None
+        return ir.Checkpoint(every=every, keep=keep, span=sec.span)
+
+    def keep(self, expr: ir.Expr) -> ir.MetricRef:
+        if isinstance(expr, ir.Call) and expr.name.dotted == "best" and len(expr.args) == 1 and not expr.kwargs:
+            return metric_ref(expr.args[0], "best(...)")
+        raise _err("E303", f"checkpoint.keep must be best(<metric>), like best(val.loss), found {_describe(expr)}",
+                   expr.span)
+
+    def run(self) -> ir.Run:
+        keys = self.keys("run")
+        sec = self.items.get("run")
+        get = lambda k, typ, d: self.guard(convert, keys[k].value, typ, f"run.{k}", default=d) if k in keys else d
+        precision = get("precision", C.Choice(*C.DTYPES), "f32")
+        return ir.Run(seed=get("seed", C.Int(min=0), 0), device=get("device", C.Choice(*C.DEVICES), "auto"),
+                      precision=C.DTYPES[precision], span=sec.span if sec else ir.NOWHERE)
+
+
+class _ModelBuilder:
+    """Expands the model section into a flat list of layers (a DAG through named values)."""
+
+    MAX_DEPTH = 16
+
+    def __init__(self, r: _Resolver):
+        self.r = r
+        self.inputs: list[ir.Input] = []
+        self.layers: list[ir.Layer] = []
+        self.values: dict[str, str] = {}  # user-visible value -> layer or input name
+        self.blocks: dict[str, ir.BlockDef] = {}
+        self.counts: dict[str, int] = {}
+
+    def statement(self, stmt):
+        if isinstance(stmt, ir.InputDecl):
+            if stmt.dtype not in C.DTYPES:
+                raise _err("E305", f"unknown dtype '{stmt.dtype}'", stmt.span, did_you_mean(stmt.dtype, C.DTYPES)
+                           or one_of(C.DTYPES))
+            if not stmt.dims or any(not float(d).is_integer() or d < 1 for d in stmt.dims):
+                raise _err("E304", "input dimensions must be positive integers, like f32[64] or f32[1, 8, 8]",
+                           stmt.span)
+            self.define(stmt.name, stmt.name, stmt.span)
+            self.inputs.append(ir.Input(name=stmt.name, type=ir.TensorType(dtype=C.DTYPES[stmt.dtype], shape=tuple(
+                int(d) for d in stmt.dims)), span=stmt.span))
+        elif isinstance(stmt, ir.BlockDef):
+            if stmt.name in self.blocks or stmt.name in C.LAYERS:
+                raise _err("E209", f"block '{stmt.name}' is already defined" if stmt.name in self.blocks else
+                           f"block '{stmt.name}' hides the built-in layer of that name", stmt.span)
+            self.blocks[stmt.name] = stmt
+        elif isinstance(stmt, ir.Entry):
+            out = self.flow(stmt.value, stmt.key, {}, 0)
+            self.define(stmt.key, out, stmt.key_span)
+        else:
+            raise _err("E204", "unexpected section inside model", stmt.span,
+                       "the model holds `input`, `block` and `name = x -> layer -> ...` lines")
+
+    def define(self, name: str, target: str, span: ir.Span):
+        if name in self.values or name == "target":
+            raise _err("E209", f"'{name}' is already defined" if name != "target" else "'target' is reserved for "
+                       "the data's target", span)
+        self.values[name] = target
+
+    def fresh(self, prefix: str, op: str) -> str:
+        """A unique node name: `logits.dense0`, `logits.mlp1.dense0`."""
+        key = f"{prefix}.{op}"
+        self.counts[key] = self.counts.get(key, 0) + 1
+        return f"{key}{self.counts[key] - 1}"
+
+    def flow(self, expr: ir.Expr, prefix: str, env: dict[str, ir.Expr], depth: int, start: str | None = None) -> str:
+        """Lower a pipeline into layers; returns the name of the node holding its result."""
+        stages = expr.stages if isinstance(expr, ir.Pipeline) else (expr,)
+        cur = start
+        for i, stage in enumerate(stages):
+            stage = env.get(stage.dotted, stage) if isinstance(stage, ir.Ref) and len(stage.parts) == 1 else stage
+            if cur is None:
+                cur = self.value(stage)
+                continue
+            cur = self.apply(stage, cur, prefix, env, depth)
+        return cur
+
+    def value(self, stage: ir.Expr) -> str:
+        if isinstance(stage, ir.Ref) and stage.dotted in self.values:
+            return self.values[stage.dotted]
+        if isinstance(stage, ir.Ref) and (stage.dotted in C.LAYERS or stage.dotted in self.blocks):
+            raise _err("E206", f"a pipeline starts from a value, found the layer '{stage.dotted}'", stage.span,
+                       f"start from an input or named value: `x -> {stage.dotted}`")
+        if isinstance(stage, ir.Call) and (stage.name.dotted in C.LAYERS or stage.name.dotted in self.blocks):
+            raise _err("E206", f"a pipeline starts from a value, found a call to '{stage.name.dotted}'", stage.span,
+                       f"start from an input or named value: `x -> {stage.name.dotted}(...)`")
+        if isinstance(stage, ir.Ref):
+            raise _err("E206", f"unknown value '{stage.dotted}'", stage.span,
+                       did_you_mean(stage.dotted, self.values) or (one_of(self.values) if self.values else
+                                                                   "declare an input first: `input x: f32[64]`"))
+        raise _err("E303", f"a pipeline starts from a value, found {_describe(stage)}", stage.span)
+
+    def apply(self, stage: ir.Expr, cur: str, prefix: str, env: dict[str, ir.Expr], depth: int) -> str:
+        if not isinstance(stage, (ir.Ref, ir.Call)):
+            raise _err("E303", f"expected a layer or block, found {_describe(stage)}", stage.span)
+        ref = stage.name if isinstance(stage, ir.Call) else stage
+        name = ref.dotted
+        if isinstance(stage, ir.Call):
+            stage = _substitute(stage, env)
+        if name in self.blocks:
+            if depth >= self.MAX_DEPTH:
+                raise _err("E212", f"blocks nest deeper than {self.MAX_DEPTH} (is '{name}' recursive?)", stage.span)
+            block = self.blocks[name]
+            bound = self.bind_block(block, stage)
+            return self.flow(block.body, self.fresh(prefix, name), bound, depth + 1, start=cur)
+        if name in self.values:
+            raise _err("E206", f"'{name}' is a value; only the first stage of a pipeline can be a value",
+                       ref.span, f"start a new line: `... = {name} -> ...`")
+        entry = lookup(C.LAYERS, stage, "a layer")
+        args = bind(entry, C.LAYERS, stage)
+        if "init" in args:
+            args["init"] = self.init(args["init"])
+        layer = ir.Layer(name=self.fresh(prefix, entry.name), op=entry.name,
+                         args=tuple(args.items()), inputs=(cur,), span=stage.span)
+        self.layers.append(layer)
+        return layer.name
+
+    def init(self, expr) -> tuple:
+        if isinstance(expr, str):
+            return (expr, ())
+        entry = lookup(C.INITS, expr, "an initialiser")
+        return (entry.name, tuple(bind(entry, C.INITS, expr).items()))
+
+    def bind_block(self, block: ir.BlockDef, call: ir.Expr) -> dict[str, ir.Expr]:
+        args = call.args if isinstance(call, ir.Call) else ()
+        kwargs = call.kwargs if isinstance(call, ir.Call) else ()
+        names = [p.name for p in block.params]
+        if len(args) > len(names):
+            raise _err("E302", f"too many arguments to block '{block.name}': it takes {len(names)}", args[len(names)]
+                       .span, f"block {block.name}({', '.join(names)})")
+        env = dict(zip(names, args))
+        for kw in kwargs:
+            if kw.name not in names:
+                raise _err("E202", f"unknown argument '{kw.name}' for block '{block.name}'", kw.span,
+                           did_you_mean(kw.name, names) or f"it takes: {', '.join(names) or 'nothing'}")
+            env[kw.name] = kw.value
+        for p in block.params:
+            if p.name not in env:
+                if p.default is None:
+                    raise _err("E301", f"block '{block.name}' needs argument '{p.name}'", call.span,
+                               f"block {block.name}({', '.join(names)})")
+                env[p.name] = p.default
+        return env
+
+
+def _substitute(expr: ir.Expr, env: dict[str, ir.Expr]) -> ir.Expr:
+    """Replace block parameters inside a call's arguments with the values they were bound to."""
+    if not env:
+        return expr
+    match expr:
+        case ir.Ref(parts=(name,)) if name in env:
+            return env[name]
+        case ir.Call():
+            return ir.Call(name=expr.name, args=tuple(_substitute(a, env) for a in expr.args),
+                           kwargs=tuple(ir.KwArg(name=k.name, value=_substitute(k.value, env), span=k.span)
+                                        for k in expr.kwargs), span=expr.span)
+        case ir.BinOp():
+            return _fold(ir.BinOp(op=expr.op, left=_substitute(expr.left, env), right=_substitute(expr.right, env),
+                                  span=expr.span))
+        case ir.ListExpr():
+            return ir.ListExpr(items=tuple(_substitute(i, env) for i in expr.items), span=expr.span)
+    return expr
+
+
+def _fold(e: ir.BinOp) -> ir.Expr:
+    """Arithmetic on numbers inside blocks: `dense(width * 2)`."""
+    if isinstance(e.left, ir.Number) and isinstance(e.right, ir.Number) and e.op in "+-*/":
+        a, b = e.left.value, e.right.value
+        if e.op == "/" and b == 0:
+            raise _err("E304", "division by zero", e.span)
+        v = {"+": a + b, "-": a - b, "*": a * b, "/": a / b}[e.op]
+        return ir.Number(value=int(v) if isinstance(v, float) and v.is_integer() and e.op != "/" else v, span=e.span)
+    return e
+
+
+def resolve(file: ir.File, path: str) -> ir.Spec:
+    """Bind names and build the IR; raises SpecError with every problem found."""
+    r = _Resolver(file, path)
+    r.collect()
+    model = r.model()
+    values = {name for name in dict(model.values)}
+    loss = r.loss(values)
+    task = None
+    if loss is not None and loss.terms:
+        task = C.LOSSES.get(loss.terms[0].kind).extra["task"]
+    spec = ir.Spec(
+        path=path,
+        data=r.data(task),
+        model=model,
+        loss=loss or ir.Loss(terms=(), span=ir.NOWHERE),
+        optimizer=r.guard(r.optimizer) or ir.Optimizer(kind="adam", args=(), span=ir.NOWHERE),
+        schedule=r.guard(r.schedule) or ir.Schedule(phases=(), span=ir.NOWHERE),
+        regularization=r.regularization(),
+        stop=r.stop(),
+        metrics=r.metrics(),
+        checkpoint=r.checkpoint(),
+        run=r.run(),
+        span=file.span,
+    )
+    if r.diags:
+        raise SpecError(r.diags)
+    return spec
+
+
+__all__ = ["resolve", "convert", "bind", "lookup"]
