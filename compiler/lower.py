@@ -1,0 +1,367 @@
+"""lower: checked IR + data -> Program, a set of tinygrad tensors and two jitted functions.
+
+The only compiler module that imports tinygrad. One `TinyJit` holds the whole training step
+(batch gather on device, forward, loss, L2, backward, gradient clipping, optimizer update,
+on-device loss accumulation); another holds evaluation. The learning rate is an input of the
+step, so a schedule never recompiles anything.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from tinygrad import Context, Device, Tensor, TinyJit, dtypes
+
+from . import catalog as C
+from . import ir
+from .diagnostics import Diagnostic, SpecError
+
+# ---------------------------------------------------------------------------------------------
+# Initialisers: numpy, seeded, so weights do not depend on tinygrad's RNG.
+# ---------------------------------------------------------------------------------------------
+
+INIT_IMPL: dict[str, Callable] = {
+    "he": lambda rng, shape, fan_in, fan_out: rng.normal(0.0, math.sqrt(2.0 / fan_in), shape),
+    "xavier": lambda rng, shape, fan_in, fan_out: rng.uniform(-1, 1, shape) * math.sqrt(6.0 / (fan_in + fan_out)),
+    "normal": lambda rng, shape, fan_in, fan_out, std=0.01, mean=0.0: rng.normal(mean, std, shape),
+    "zeros": lambda rng, shape, fan_in, fan_out: np.zeros(shape),
+}
+
+# ---------------------------------------------------------------------------------------------
+# Layers: (x, params, args) -> y. `params` are this layer's tensors by short name.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LayerState:
+    params: dict[str, Tensor] = field(default_factory=dict)  # trained
+    buffers: dict[str, Tensor] = field(default_factory=dict)  # updated in the step, not trained
+
+
+def _make_dense(layer: ir.Layer, x: ir.TensorType, rng) -> LayerState:
+    a = ir.argdict(layer.args)
+    fan_in, units = x.shape[0], a["units"]
+    init, init_args = a["init"]
+    w = INIT_IMPL[init](rng, (fan_in, units), fan_in, units, **dict(init_args))
+    st = LayerState(params={"W": w})
+    if a["bias"]:
+        st.params["b"] = np.zeros(units)
+    return st
+
+
+def _make_batchnorm(layer: ir.Layer, x: ir.TensorType, rng) -> LayerState:
+    n = x.shape[0]
+    return LayerState(params={"gamma": np.ones(n), "beta": np.zeros(n)},
+                      buffers={"running_mean": np.zeros(n), "running_var": np.ones(n)})
+
+
+MAKE: dict[str, Callable] = {"dense": _make_dense, "batchnorm": _make_batchnorm}
+
+
+def _dense(x, st, a, training):
+    y = x @ st.params["W"]
+    return y + st.params["b"] if "b" in st.params else y
+
+
+def _batchnorm(x, st, a, training):
+    g, b = st.params["gamma"], st.params["beta"]
+    if not training:
+        return (x - st.buffers["running_mean"]) * (st.buffers["running_var"] + a["eps"]).rsqrt() * g + b
+    mean = x.mean(axis=0)
+    var = ((x - mean) ** 2).mean(axis=0)
+    n = x.shape[0]
+    m = a["momentum"]
+    st.pending = [  # running statistics, assigned inside the jitted step (unbiased variance, as torch)
+        st.buffers["running_mean"].assign(st.buffers["running_mean"] * (1 - m) + mean.detach() * m),
+        st.buffers["running_var"].assign(st.buffers["running_var"] * (1 - m) + var.detach() * (m * n / max(n - 1, 1))),
+    ]
+    return (x - mean) * (var + a["eps"]).rsqrt() * g + b
+
+
+def _gelu(x):  # tanh approximation
+    return 0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)).tanh())
+
+
+LAYER_IMPL: dict[str, Callable] = {
+    "dense": _dense,
+    "batchnorm": _batchnorm,
+    "relu": lambda x, st, a, t: x.relu(),
+    "gelu": lambda x, st, a, t: _gelu(x),
+    "tanh": lambda x, st, a, t: x.tanh(),
+    "sigmoid": lambda x, st, a, t: x.sigmoid(),
+    "leaky_relu": lambda x, st, a, t: x.leaky_relu(a["slope"]),
+    "softmax": lambda x, st, a, t: x.softmax(-1),
+    "dropout": lambda x, st, a, t: x.dropout(a["p"]) if t else x,
+    "flatten": lambda x, st, a, t: x.reshape(x.shape[0], -1),
+}
+
+# ---------------------------------------------------------------------------------------------
+# Losses: per-example values [B]; the step takes their mean.
+# ---------------------------------------------------------------------------------------------
+
+
+def _cross_entropy(pred, y, smoothing=0.0):
+    k = pred.shape[-1]
+    logp = pred.log_softmax(-1)
+    target = y.one_hot(k).cast(logp.dtype) * (1 - smoothing) + smoothing / k
+    return -(logp * target).sum(-1)
+
+
+def _bce(pred, y):
+    y = y.reshape(pred.shape).cast(pred.dtype)
+    # max(x, 0) - x*y + log(1 + exp(-|x|)): stable for large |x|
+    return (pred.relu() - pred * y + (1 + (-pred.abs()).exp()).log()).mean(-1)
+
+
+def _huber(pred, y, delta=1.0):
+    e = (pred - y).abs()
+    return (e <= delta).where(0.5 * e * e, delta * (e - 0.5 * delta)).mean(-1)
+
+
+LOSS_IMPL: dict[str, Callable] = {
+    "mse": lambda p, y: ((p - y) ** 2).mean(-1),
+    "mae": lambda p, y: (p - y).abs().mean(-1),
+    "huber": _huber,
+    "bce": _bce,
+    "cross_entropy": _cross_entropy,
+}
+
+# ---------------------------------------------------------------------------------------------
+# Metrics: per-example sums accumulated on the device, finished on the host at log time.
+# ---------------------------------------------------------------------------------------------
+
+METRIC_SUM: dict[str, Callable] = {  # (pred, y) -> per-example contribution [B]
+    "accuracy": lambda p, y: (p.argmax(-1) == y).cast(dtypes.float32) if p.shape[-1] > 1 else
+    ((p.reshape(-1) > 0).cast(dtypes.int32) == y).cast(dtypes.float32),
+    "rmse": lambda p, y: ((p - y) ** 2).mean(-1),
+    "mae": lambda p, y: (p - y).abs().mean(-1),
+}
+METRIC_FINISH: dict[str, Callable] = {  # (sum, count) -> value
+    "accuracy": lambda s, n: s / n,
+    "rmse": lambda s, n: math.sqrt(s / n),
+    "mae": lambda s, n: s / n,
+}
+
+# ---------------------------------------------------------------------------------------------
+# Optimizers: (params, grads, state, lr, args) -> list of tensors to realize. PyTorch semantics.
+# ---------------------------------------------------------------------------------------------
+
+
+def _sgd_state(p: Tensor, a) -> dict:
+    return {"buf": Tensor.zeros(p.shape, dtype=p.dtype).contiguous()} if a["momentum"] else {}
+
+
+def _sgd(p, g, st, lr, t, a):
+    if a["weight_decay"]:
+        g = g + a["weight_decay"] * p.detach()
+    if a["momentum"]:
+        # first step: buf = g (t == 1 selects it without a Python branch in the jitted graph)
+        buf = st["buf"].assign((t == 1).where(g, st["buf"] * a["momentum"] + g))
+        g = g + a["momentum"] * buf if a["nesterov"] else buf
+        return [p.assign(p.detach() - lr * g), buf]
+    return [p.assign(p.detach() - lr * g)]
+
+
+def _adam_state(p: Tensor, a) -> dict:
+    return {"m": Tensor.zeros(p.shape, dtype=p.dtype).contiguous(), "v": Tensor.zeros(p.shape, dtype=p.dtype)
+            .contiguous()}
+
+
+def _adam(p, g, st, lr, t, a, decoupled=0.0):
+    b1, b2 = a["b1"], a["b2"]
+    w = p.detach() * (1 - lr * decoupled) if decoupled else p.detach()
+    m = st["m"].assign(st["m"] * b1 + g * (1 - b1))
+    v = st["v"].assign(st["v"] * b2 + g * g * (1 - b2))
+    mhat = m / (1 - b1 ** t)
+    vhat = v / (1 - b2 ** t)
+    return [p.assign(w - lr * mhat / (vhat.sqrt() + a["eps"])), m, v]
+
+
+OPT_IMPL: dict[str, tuple[Callable, Callable]] = {
+    "sgd": (_sgd_state, _sgd),
+    "adam": (_adam_state, _adam),
+    "adamw": (_adam_state, lambda p, g, st, lr, t, a: _adam(p, g, st, lr, t, a, decoupled=a["weight_decay"])),
+}
+
+# ---------------------------------------------------------------------------------------------
+# The program
+# ---------------------------------------------------------------------------------------------
+
+DEVICE_NAMES = {"cpu": "CPU", "cuda": "CUDA", "metal": "METAL"}
+
+
+def select_device(run: ir.Run) -> str:
+    """The tinygrad device for `run.device`; a diagnostic when it cannot be opened."""
+    name = Device.DEFAULT if run.device == "auto" else DEVICE_NAMES[run.device]
+    try:
+        Device[name]
+    except Exception as e:  # tinygrad raises many kinds here: missing driver, library, compiler
+        raise SpecError([Diagnostic(code="E601", message=f"cannot open device {name}: {str(e).splitlines()[0]}",
+                                    span=run.span, help="use `run { device = cpu }`; the CPU device needs `clang` "
+                                    "on PATH")]) from None
+    if run.device != "auto" and Device.DEFAULT != name:
+        from tinygrad.helpers import DEV
+
+        DEV.value = name
+    return name
+
+
+@dataclass
+class Program:
+    """What the runtime drives. Tensors live on `device`; the two jitted functions own the graph."""
+
+    spec: ir.Spec
+    device: str
+    layers: dict[str, LayerState]
+    opt_state: dict[str, dict[str, Tensor]]
+    metric_kinds: tuple[str, ...]
+    train_batch: int
+    eval_batch: int
+    n_train: int
+    n_val: int
+    train_step: Callable  # (idx int32[B], lr f32[1]) -> total loss (scalar, with L2)
+    eval_step: Callable  # (idx int32[E], mask f32[E]) -> None; accumulates into eval_acc
+    train_acc: Tensor  # [2]: sum of data loss over steps, number of steps
+    eval_acc: Tensor  # [2 + metrics]: loss sum, count, metric sums
+    step_count: Tensor  # [1]: optimizer steps taken (Adam's t)
+
+    def named_params(self) -> dict[str, Tensor]:
+        return {f"{ln}.{k}": t for ln, st in self.layers.items() for k, t in st.params.items()}
+
+    def named_buffers(self) -> dict[str, Tensor]:
+        return {f"{ln}.{k}": t for ln, st in self.layers.items() for k, t in st.buffers.items()}
+
+    def state(self) -> dict[str, Tensor]:
+        """Everything that defines the model (for checkpoints and restore-best)."""
+        return {**self.named_params(), **self.named_buffers()}
+
+
+def _to_tensor(a: np.ndarray, dtype=dtypes.float32) -> Tensor:
+    return Tensor(np.ascontiguousarray(a).astype(np.float32 if dtype == dtypes.float32 else np.int32),
+                  dtype=dtype).realize()
+
+
+def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> Program:
+    """Build the program for a checked spec over arrays already loaded and normalised."""
+    device = select_device(spec.run)
+    Tensor.manual_seed(spec.run.seed)
+    rng = np.random.default_rng(spec.run.seed)
+    model = spec.model
+    task = spec.data.task
+    y_dtype = dtypes.int32 if task == ir.Task.classification else dtypes.float32
+
+    # Parameters, in layer order so that initialisation is seed-stable.
+    types = {i.name: i.type for i in model.inputs}
+    layers: dict[str, LayerState] = {}
+    for layer in model.layers:
+        make = MAKE.get(layer.op)
+        st = make(layer, types[layer.inputs[0]], rng) if make else LayerState()
+        st.params = {k: _to_tensor(v) for k, v in st.params.items()}
+        st.buffers = {k: _to_tensor(v) for k, v in st.buffers.items()}
+        for t in st.params.values():
+            t.requires_grad = True
+        layers[layer.name] = st
+        types[layer.name] = layer.out
+    params = [t for st in layers.values() for t in st.params.values()]
+    weights = [st.params["W"] for st in layers.values() if "W" in st.params]  # L2 applies to weights only
+
+    opt = spec.optimizer
+    oargs = ir.argdict(opt.args)
+    make_state, update = OPT_IMPL[opt.kind]
+    opt_state = {f"{ln}.{k}": make_state(t, oargs) for ln, st in layers.items() for k, t in st.params.items()}
+    for s in opt_state.values():
+        for t in s.values():
+            t.realize()
+    step_count = Tensor.zeros(1).contiguous().realize()
+
+    X_tr, Y_tr = _to_tensor(x_train), _to_tensor(y_train, y_dtype)
+    X_va, Y_va = _to_tensor(x_val), _to_tensor(y_val, y_dtype)
+    input_name = model.inputs[0].name
+    values = dict(model.values)
+    terms = spec.loss.terms
+    metric_kinds = tuple(m.kind for m in spec.metrics)
+    metric_pred = values[terms[0].pred]  # metrics read the first loss term's prediction
+
+    def forward(x: Tensor, training: bool) -> dict[str, Tensor]:
+        out = {input_name: x}
+        for layer in model.layers:
+            out[layer.name] = LAYER_IMPL[layer.op](out[layer.inputs[0]], layers[layer.name],
+                                                   ir.argdict(layer.args), training)
+        return out
+
+    def data_loss(out: dict[str, Tensor], y: Tensor) -> Tensor:
+        """Per-example weighted sum of the loss terms: [B]."""
+        total = None
+        for term in terms:
+            pred = out[values[term.pred]]
+            target = y if task == ir.Task.classification else y.reshape(pred.shape)
+            v = LOSS_IMPL[term.kind](pred, target, **ir.argdict(term.args)) * term.weight
+            total = v if total is None else total + v
+        return total
+
+    train_acc = Tensor.zeros(2).contiguous().realize()
+    l2 = spec.regularization.l2
+    clip = spec.regularization.clip_grad_norm
+
+    def step(idx: Tensor, lr: Tensor) -> Tensor:
+        with Context(TRAINING=1):
+            with Context(SPLIT_REDUCEOP=0):  # the gather as one small kernel (see PERF.md)
+                x = X_tr[idx].contiguous().realize()
+                y = Y_tr[idx].contiguous().realize()
+            out = forward(x, True)
+            dloss = data_loss(out, y).mean()
+            loss = dloss
+            if l2:
+                loss = loss + (l2 / 2) * sum((w * w).sum() for w in weights)
+            grads = loss.gradient(*params)
+            if clip:
+                norm = sum((g * g).sum() for g in grads).sqrt()
+                coef = (clip / (norm + 1e-6)).minimum(1.0)
+                grads = [g * coef for g in grads]
+            t = step_count.assign(step_count + 1)
+            pending = [t, train_acc.assign(train_acc + Tensor.stack(dloss.detach(), Tensor(1.0)))]
+            lr_ = lr.reshape(())
+            names = [f"{ln}.{k}" for ln, st in layers.items() for k in st.params]
+            for name, p, g in zip(names, params, grads):
+                pending += update(p, g, opt_state[name], lr_, t.reshape(()), oargs)
+            for st in layers.values():
+                pending += getattr(st, "pending", [])
+                st.pending = []
+            Tensor.realize(loss, *pending)
+            return loss
+
+    eval_acc = Tensor.zeros(2 + len(metric_kinds)).contiguous().realize()
+
+    def evaluate(idx: Tensor, mask: Tensor) -> None:
+        x = X_va[idx]
+        y = Y_va[idx]
+        out = forward(x, False)
+        per = [data_loss(out, y), Tensor.ones(mask.shape)]
+        pred = out[metric_pred]
+        for kind in metric_kinds:
+            target = y if task == ir.Task.classification else y.reshape(pred.shape)
+            per.append(METRIC_SUM[kind](pred, target))
+        sums = (Tensor.stack(*per, dim=1) * mask.reshape(-1, 1)).sum(0)
+        eval_acc.assign(eval_acc + sums).realize()
+
+    n_train, n_val = len(x_train), len(x_val)
+    batch = spec.data.batch
+    return Program(spec=spec, device=device, layers=layers, opt_state=opt_state, metric_kinds=metric_kinds,
+                   train_batch=batch, eval_batch=min(n_val, 512), n_train=n_train, n_val=n_val,
+                   train_step=TinyJit(step), eval_step=TinyJit(evaluate), train_acc=train_acc, eval_acc=eval_acc,
+                   step_count=step_count)
+
+
+def finish_eval(program: Program, sums: np.ndarray) -> dict[str, float]:
+    """Host side of evaluation: sums -> {loss, metric...}."""
+    n = float(sums[1])
+    out = {"loss": float(sums[0]) / n}
+    for kind, s in zip(program.metric_kinds, sums[2:]):
+        out[kind] = METRIC_FINISH[kind](float(s), n)
+    return out
+
+
+__all__ = ["lower", "Program", "finish_eval", "select_device", "C"]

@@ -1,0 +1,1 @@
+"""Runtime: data loading and training on tinygrad."""

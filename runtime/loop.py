@@ -1,0 +1,244 @@
+"""The training loop: drives a lowered Program epoch by epoch and writes the run directory.
+
+    DIR/metrics.jsonl   one JSON object per epoch: epoch, step, lr, train.loss, val.loss, val.<metric>, time
+    DIR/summary.json    final and best values, the stop reason, wall time
+    DIR/model.safetensors   the weights at the end (the best ones when restore_best is set)
+    DIR/checkpoints/    last.safetensors every `checkpoint.every`, best.safetensors for `checkpoint.keep`
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..compiler import ir
+from ..compiler.check import mode_of, value_type
+from ..compiler.diagnostics import Diagnostic, SpecError
+from .data import Dataset
+from .progress import Progress
+from .schedule import LrSchedule
+
+# ---------------------------------------------------------------------------------------------
+# What only the data can tell: checked before anything is compiled.
+# ---------------------------------------------------------------------------------------------
+
+
+def check_against_data(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
+    diags = []
+    inp = spec.model.inputs[0]
+    if tuple(inp.type.shape) != tuple(ds.feature_shape):
+        diags.append(Diagnostic(code="E507", message=f"input {inp.name}: {inp.type} but the data has examples of "
+                                f"shape [{', '.join(map(str, ds.feature_shape))}]", span=inp.span,
+                                help=f"declare `input {inp.name}: f32[{', '.join(map(str, ds.feature_shape))}]`"))
+    for term in spec.loss.terms:
+        t = value_type(spec.model, term.pred)
+        if t is None or len(t.shape) != 1:
+            continue
+        if term.kind == "cross_entropy" and t.shape[0] != ds.n_classes:
+            diags.append(Diagnostic(code="E508", message=f"'{term.pred}' has {t.shape[0]} logits but the data has "
+                                    f"{ds.n_classes} classes", span=term.span,
+                                    help=f"end the model with dense({ds.n_classes})"))
+        if term.kind == "bce" and ds.n_classes != 2:
+            diags.append(Diagnostic(code="E508", message=f"bce needs 2 classes, the data has {ds.n_classes}",
+                                    span=term.span, help="use cross_entropy"))
+        if spec.data.task == ir.Task.regression and t.shape[0] != ds.y_train.shape[1]:
+            diags.append(Diagnostic(code="E508", message=f"'{term.pred}' has {t.shape[0]} outputs but the data has "
+                                    f"{ds.y_train.shape[1]} target column(s)", span=term.span,
+                                    help=f"end the model with dense({ds.y_train.shape[1]})"))
+    if spec.data.batch > len(ds.x_train):
+        diags.append(Diagnostic(code="E505", message=f"batch {spec.data.batch} is larger than the training split "
+                                f"({len(ds.x_train)} examples)", span=spec.data.span,
+                                help=f"use `batch = {min(len(ds.x_train), 32)}` or fewer"))
+    return diags
+
+
+# ---------------------------------------------------------------------------------------------
+# Stopping rules
+# ---------------------------------------------------------------------------------------------
+
+
+def improved(value: float, best: float | None, mode: str, min_delta: float) -> bool:
+    if best is None:
+        return math.isfinite(value)
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
+_CMP = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
+
+
+@dataclass
+class Result:
+    out_dir: Path
+    stop_reason: str
+    epochs: int
+    steps: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+    best: dict | None = None
+    final: dict = field(default_factory=dict)
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _save(program, path: Path) -> None:
+    from tinygrad.nn.state import safe_save
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    safe_save(program.state(), str(tmp))
+    tmp.replace(path)
+
+
+def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None = None) -> Result:
+    """Compile the spec over the loaded data and train it. Raises SpecError on data/spec mismatches."""
+    from ..compiler.lower import finish_eval, lower  # tinygrad is imported only once training starts
+
+    problems = check_against_data(spec, ds)
+    if problems:
+        raise SpecError(problems)
+    progress = progress or Progress()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    program = lower(spec, ds.x_train, ds.y_train, ds.x_val, ds.y_val)
+
+    from tinygrad import Tensor
+
+    batch = program.train_batch
+    per_epoch = program.n_train // batch  # the last partial batch is dropped: one shape, one compiled step
+    mx = spec.stop.max
+    total_steps = int(mx.value) * per_epoch if mx.unit == ir.Unit.epochs else int(mx.value)
+    max_epochs = int(mx.value) if mx.unit == ir.Unit.epochs else math.ceil(total_steps / per_epoch)
+    base_lr = float(dict(spec.optimizer.args)["lr"])
+    lr_at = LrSchedule(spec.schedule, base_lr, per_epoch, total_steps)
+    rng = np.random.default_rng(spec.run.seed)
+
+    # Evaluation indices: fixed-size chunks, the last one padded and masked, so one compiled graph serves all.
+    eb = program.eval_batch
+    n_chunks = math.ceil(program.n_val / eb)
+    eval_idx, eval_mask = [], []
+    for c in range(n_chunks):
+        idx = np.arange(c * eb, (c + 1) * eb)
+        mask = (idx < program.n_val).astype(np.float32)
+        eval_idx.append(Tensor(np.where(idx < program.n_val, idx, 0).astype(np.int32)).realize())
+        eval_mask.append(Tensor(mask).realize())
+
+    def evaluate() -> dict[str, float]:
+        program.eval_acc.assign(Tensor.zeros(program.eval_acc.shape)).realize()
+        for idx, mask in zip(eval_idx, eval_mask):
+            program.eval_step(idx, mask)
+        return finish_eval(program, program.eval_acc.numpy())
+
+    early = spec.stop.early
+    when = spec.stop.when
+    keep = spec.checkpoint.keep if spec.checkpoint else None
+    best_value, best_row, best_state, bad_epochs = None, None, None, 0
+    keep_best = None
+    metrics_path = out_dir / "metrics.jsonl"
+    metrics_file = metrics_path.open("w")
+    history: list[dict] = []
+    step, epoch, stop_reason = 0, 0, None
+    t_train = time.perf_counter()
+
+    try:
+        while stop_reason is None:
+            epoch += 1
+            t_epoch = time.perf_counter()
+            order = rng.permutation(program.n_train) if spec.data.shuffle else np.arange(program.n_train)
+            steps_this_epoch = 0
+            lr = lr_at(step)
+            for b in range(per_epoch):
+                if step >= total_steps:
+                    break
+                lr = lr_at(step)
+                idx = Tensor(order[b * batch:(b + 1) * batch].astype(np.int32))
+                program.train_step(idx, Tensor([lr], dtype="float32"))
+                step += 1
+                steps_this_epoch += 1
+                if progress.want_step():
+                    acc = program.train_acc.numpy()
+                    rate = steps_this_epoch * batch / max(time.perf_counter() - t_epoch, 1e-9)
+                    progress.step(epoch, max_epochs, step, b + 1, per_epoch, float(acc[0] / max(acc[1], 1)), rate)
+                if spec.stop.budget and time.perf_counter() - t_train > spec.stop.budget:
+                    stop_reason = f"time budget of {spec.stop.budget:g} s used"
+                    break
+            acc = program.train_acc.numpy()
+            program.train_acc.assign(Tensor.zeros(2)).realize()
+            train_loss = float(acc[0] / max(acc[1], 1))
+            val = evaluate()
+            seconds = time.perf_counter() - t_epoch
+            row = {"epoch": epoch, "step": step, "lr": lr, "train.loss": train_loss}
+            row.update({f"val.{k}": v for k, v in val.items()})
+            row["time"] = round(time.perf_counter() - t_train, 3)
+            history.append(row)
+            metrics_file.write(json.dumps(row) + "\n")
+            metrics_file.flush()
+            progress.epoch(row, max_epochs, seconds, steps_this_epoch * batch / max(seconds, 1e-9))
+
+            if not math.isfinite(train_loss) or not math.isfinite(val["loss"]):
+                stop_reason = "the loss is not finite (diverged): lower the learning rate or clip gradients"
+                break
+            if early is not None:
+                value = row.get(str(early.monitor))
+                if improved(value, best_value, early.mode, early.min_delta):
+                    best_value, best_row, bad_epochs = value, row, 0
+                    if early.restore_best:
+                        best_state = {k: t.numpy().copy() for k, t in program.state().items()}
+                else:
+                    bad_epochs += 1
+                    if bad_epochs >= early.patience:
+                        stop_reason = (f"early stopping: {early.monitor} did not improve by {early.min_delta:g} "
+                                       f"for {early.patience} epochs (best {best_value:.4g} at epoch "
+                                       f"{best_row['epoch']})")
+            if spec.checkpoint is not None:
+                if spec.checkpoint.every and epoch % int(spec.checkpoint.every.value) == 0:
+                    _save(program, out_dir / "checkpoints" / "last.safetensors")
+                if keep is not None:
+                    v = row.get(str(keep))
+                    if improved(v, keep_best, mode_of(keep), 0.0):
+                        keep_best = v
+                        _save(program, out_dir / "checkpoints" / "best.safetensors")
+            if stop_reason is None and when is not None:
+                v = row.get(str(when.monitor))
+                if v is not None and _CMP[when.op](v, when.value):
+                    stop_reason = f"threshold reached: {when.monitor} = {v:.4g} {when.op} {when.value:g}"
+            if stop_reason is None and step >= total_steps:
+                stop_reason = f"reached stop.max ({mx.value:g} {mx.unit.value})"
+    except KeyboardInterrupt:
+        stop_reason = "interrupted"
+    finally:
+        metrics_file.close()
+
+    restored = False
+    if early is not None and early.restore_best and best_state is not None and best_row is not history[-1]:
+        for k, t in program.state().items():
+            t.assign(Tensor(best_state[k])).realize()
+        restored = True
+    final = dict(best_row) if restored else dict(history[-1]) if history else {}
+    _save(program, out_dir / "model.safetensors")
+    seconds = time.perf_counter() - t0
+    result = Result(out_dir=out_dir, stop_reason=stop_reason, epochs=epoch, steps=step, seconds=seconds,
+                    history=history, best=best_row, final=final)
+    summary = {
+        "spec": spec.path,
+        "stop_reason": stop_reason,
+        "epochs": epoch,
+        "steps": step,
+        "wall_time_s": round(seconds, 3),
+        "device": program.device,
+        "restored_best": restored,
+        "final": final,
+        "best": best_row,
+        "last": history[-1] if history else None,
+        "examples": {"train": program.n_train, "val": program.n_val},
+    }
+    _write_json(out_dir / "summary.json", summary)
+    return result
