@@ -453,6 +453,7 @@ SECTIONS = {  # section -> {key: description}
         "train": "a separate training file (with `val`, instead of source + split)",
         "val": "a separate validation file",
         "normalize": "standard, minmax or none (fitted on the training split only)",
+        "target_normalize": "regression only: standard (default) or none; metrics stay in the target's units",
         "batch": "examples per step",
         "shuffle": "reshuffle the training split every epoch",
         "task": "classification or regression (default: from the loss)",

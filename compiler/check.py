@@ -31,7 +31,7 @@ def infer_shapes(model: ir.Model) -> tuple[ir.Model, list[Diagnostic]]:
 
 
 def value_type(model: ir.Model, value: str) -> ir.TensorType | None:
-    node = dict(model.values)[value]
+    node = dict(model.values).get(value)
     for i in model.inputs:
         if i.name == node:
             return i.type

@@ -270,6 +270,7 @@ class Data:
     train: Source | None  # separate train and val files
     val: Source | None
     normalize: str  # standard | minmax | none
+    target_normalize: str  # standard | none: regression targets, fitted on train; metrics in original units
     batch: int
     shuffle: bool
     task: Task

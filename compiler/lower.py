@@ -244,8 +244,12 @@ def _to_tensor(a: np.ndarray, dtype=dtypes.float32) -> Tensor:
                   dtype=dtype).realize()
 
 
-def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> Program:
-    """Build the program for a checked spec over arrays already loaded and normalised."""
+def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+          target_shift: np.ndarray | None = None, target_scale: np.ndarray | None = None) -> Program:
+    """Build the program for a checked spec over arrays already loaded and normalised.
+
+    Regression targets may be standardised (`target_shift`, `target_scale`): the loss sees them
+    as they are, the metrics see predictions and targets back in the data's units."""
     device = select_device(spec.run)
     Tensor.manual_seed(spec.run.seed)
     rng = np.random.default_rng(spec.run.seed)
@@ -334,6 +338,8 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
             return loss
 
     eval_acc = Tensor.zeros(2 + len(metric_kinds)).contiguous().realize()
+    t_scale = _to_tensor(target_scale) if target_scale is not None else None
+    t_shift = _to_tensor(target_shift) if target_shift is not None else None
 
     def evaluate(idx: Tensor, mask: Tensor) -> None:
         x = X_va[idx]
@@ -341,8 +347,10 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
         out = forward(x, False)
         per = [data_loss(out, y), Tensor.ones(mask.shape)]
         pred = out[metric_pred]
+        target = y if task == ir.Task.classification else y.reshape(pred.shape)
+        if t_scale is not None:
+            pred, target = pred * t_scale + t_shift, target * t_scale + t_shift
         for kind in metric_kinds:
-            target = y if task == ir.Task.classification else y.reshape(pred.shape)
             per.append(METRIC_SUM[kind](pred, target))
         sums = (Tensor.stack(*per, dim=1) * mask.reshape(-1, 1)).sum(0)
         eval_acc.assign(eval_acc + sums).realize()

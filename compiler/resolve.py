@@ -194,6 +194,7 @@ class _Resolver:
         self.path = path
         self.diags: list[Diagnostic] = []
         self.items: dict[str, ir.Section | ir.Entry] = {}
+        self.broken_values: set[str] = set()
 
     def guard(self, fn, *args, default=None):
         """Run one resolution step; record its problems and go on with `default`."""
@@ -314,10 +315,17 @@ class _Resolver:
                            "add `source = csv(\"file.csv\", target = \"label\")` and a `split`, "
                            "or separate `train` and `val` files")
         given_task = get("task", C.Choice("classification", "regression"), None)
+        task = ir.Task(given_task) if given_task else (task or ir.Task.classification)
+        target_normalize = get("target_normalize", C.Choice("standard", "none"),
+                               "standard" if task == ir.Task.regression else "none")
+        if task == ir.Task.classification and target_normalize != "none":
+            self.error("E307", "target_normalize is for regression targets; class labels are not normalised",
+                       keys["target_normalize"].key_span, "remove it")
         return ir.Data(source=source, split=split, train=train, val=val,
                        normalize=get("normalize", C.Choice("standard", "minmax", "none"), "standard"),
+                       target_normalize=target_normalize,
                        batch=get("batch", C.Int(min=1), 32), shuffle=get("shuffle", C.Bool, True),
-                       task=ir.Task(given_task) if given_task else (task or ir.Task.classification), span=span)
+                       task=task, span=span)
 
     # ---- model ------------------------------------------------------------------------------------
 
@@ -329,6 +337,7 @@ class _Resolver:
         m = _ModelBuilder(self)
         for stmt in sec.body:
             self.guard(m.statement, stmt)
+        self.broken_values = m.broken
         if not m.inputs:
             self.error("E205", "the model has no input", sec.name_span, "declare one: `input x: f32[64]`")
         return ir.Model(inputs=tuple(m.inputs), layers=tuple(m.layers), values=tuple(m.values.items()),
@@ -361,6 +370,8 @@ class _Resolver:
         for what, e in (("prediction", pred), ("target", target)):
             if not isinstance(e, ir.Ref) or len(e.parts) != 1:
                 raise _err("E303", f"the {what} of {entry.name} must be a name, found {_describe(e)}", e.span)
+        if pred.dotted in self.broken_values:
+            raise SpecError([])
         if pred.dotted not in values:
             raise _err("E206", f"unknown model value '{pred.dotted}'", pred.span,
                        did_you_mean(pred.dotted, values) or one_of(values))
@@ -496,6 +507,7 @@ class _ModelBuilder:
         self.values: dict[str, str] = {}  # user-visible value -> layer or input name
         self.blocks: dict[str, ir.BlockDef] = {}
         self.counts: dict[str, int] = {}
+        self.broken: set[str] = set()  # values whose definition failed
 
     def statement(self, stmt):
         if isinstance(stmt, ir.InputDecl):
@@ -514,7 +526,11 @@ class _ModelBuilder:
                            f"block '{stmt.name}' hides the built-in layer of that name", stmt.span)
             self.blocks[stmt.name] = stmt
         elif isinstance(stmt, ir.Entry):
-            out = self.flow(stmt.value, stmt.key, {}, 0)
+            try:
+                out = self.flow(stmt.value, stmt.key, {}, 0)
+            except (_Bad, SpecError):
+                self.broken.add(stmt.key)  # reported once here; later uses of it stay quiet
+                raise
             self.define(stmt.key, out, stmt.key_span)
         else:
             raise _err("E204", "unexpected section inside model", stmt.span,
@@ -547,6 +563,8 @@ class _ModelBuilder:
     def value(self, stage: ir.Expr) -> str:
         if isinstance(stage, ir.Ref) and stage.dotted in self.values:
             return self.values[stage.dotted]
+        if isinstance(stage, ir.Ref) and stage.dotted in self.broken:
+            raise SpecError([])
         if isinstance(stage, ir.Ref) and (stage.dotted in C.LAYERS or stage.dotted in self.blocks):
             raise _err("E206", f"a pipeline starts from a value, found the layer '{stage.dotted}'", stage.span,
                        f"start from an input or named value: `x -> {stage.dotted}`")
@@ -644,6 +662,14 @@ def _fold(e: ir.BinOp) -> ir.Expr:
 
 def resolve(file: ir.File, path: str) -> ir.Spec:
     """Bind names and build the IR; raises SpecError with every problem found."""
+    spec, diags = resolve_partial(file, path)
+    if diags:
+        raise SpecError(diags)
+    return spec
+
+
+def resolve_partial(file: ir.File, path: str) -> tuple[ir.Spec, list[Diagnostic]]:
+    """The IR as far as it could be built, and the problems found. Lint checks the rest of it too."""
     r = _Resolver(file, path)
     r.collect()
     model = r.model()
@@ -666,9 +692,7 @@ def resolve(file: ir.File, path: str) -> ir.Spec:
         run=r.run(),
         span=file.span,
     )
-    if r.diags:
-        raise SpecError(r.diags)
-    return spec
+    return spec, r.diags
 
 
 __all__ = ["resolve", "convert", "bind", "lookup"]

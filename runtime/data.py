@@ -66,6 +66,7 @@ class Dataset:
     feature_names: tuple[str, ...] | None
     classes: tuple | None  # classification: index i -> original label (sorted); regression: None
     normalizer: Normalizer
+    target_normalizer: Normalizer | None = None  # regression with target_normalize = standard
 
     @property
     def n_classes(self) -> int | None:
@@ -635,8 +636,12 @@ def load_data(data: ir.Data, base_dir: pathlib.Path, seed: int) -> Dataset:
         names = raw_tr.feature_names
 
     normalizer = _fit_normalizer(data.normalize, x_tr, data.span)
+    target_normalizer = None
     if not classify:
         y_tr, y_va = y_tr.astype(np.float32), y_va.astype(np.float32)
+        if data.target_normalize != "none":
+            target_normalizer = _fit_normalizer(data.target_normalize, y_tr, data.span)
+            y_tr, y_va = target_normalizer.apply(y_tr), target_normalizer.apply(y_va)
     return Dataset(
         x_train=normalizer.apply(x_tr),
         y_train=y_tr,
@@ -645,4 +650,5 @@ def load_data(data: ir.Data, base_dir: pathlib.Path, seed: int) -> Dataset:
         feature_names=names,
         classes=classes,
         normalizer=normalizer,
+        target_normalizer=target_normalizer,
     )

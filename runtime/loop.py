@@ -71,6 +71,21 @@ def improved(value: float, best: float | None, mode: str, min_delta: float) -> b
 _CMP = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
 
 
+def baseline(spec: ir.Spec, ds: Dataset) -> dict[str, float]:
+    """What a model that ignores its input scores on val: the bar any trained model must clear.
+
+    Regression: always predict the training mean (in the target's units). Classification: always
+    predict the most frequent training class."""
+    if spec.data.task == ir.Task.classification:
+        majority = np.bincount(ds.y_train).argmax()
+        return {"val.accuracy": float((ds.y_val == majority).mean())}
+    tn = ds.target_normalizer
+    y_tr = tn.shift + tn.scale * ds.y_train if tn else ds.y_train
+    y_va = tn.shift + tn.scale * ds.y_val if tn else ds.y_val
+    err = y_va - y_tr.mean(axis=0)
+    return {"val.rmse": float(np.sqrt((err ** 2).mean())), "val.mae": float(np.abs(err).mean())}
+
+
 @dataclass
 class Result:
     out_dir: Path
@@ -81,6 +96,7 @@ class Result:
     history: list[dict] = field(default_factory=list)
     best: dict | None = None
     final: dict = field(default_factory=dict)
+    baseline: dict = field(default_factory=dict)
 
 
 def _write_json(path: Path, obj) -> None:
@@ -108,7 +124,9 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
     progress = progress or Progress()
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    program = lower(spec, ds.x_train, ds.y_train, ds.x_val, ds.y_val)
+    tn = ds.target_normalizer
+    program = lower(spec, ds.x_train, ds.y_train, ds.x_val, ds.y_val, tn.shift if tn else None,
+                    tn.scale if tn else None)
 
     from tinygrad import Tensor
 
@@ -138,6 +156,10 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
         return finish_eval(program, program.eval_acc.numpy())
 
     early = spec.stop.early
+    # "best" is judged by the early-stopping monitor, else by val.loss
+    monitor = early.monitor if early else ir.MetricRef(split="val", name="loss", span=spec.stop.span)
+    monitor_mode = early.mode if early else "min"
+    min_delta = early.min_delta if early else 0.0
     when = spec.stop.when
     keep = spec.checkpoint.keep if spec.checkpoint else None
     best_value, best_row, best_state, bad_epochs = None, None, None, 0
@@ -186,18 +208,17 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
             if not math.isfinite(train_loss) or not math.isfinite(val["loss"]):
                 stop_reason = "the loss is not finite (diverged): lower the learning rate or clip gradients"
                 break
-            if early is not None:
-                value = row.get(str(early.monitor))
-                if improved(value, best_value, early.mode, early.min_delta):
-                    best_value, best_row, bad_epochs = value, row, 0
-                    if early.restore_best:
-                        best_state = {k: t.numpy().copy() for k, t in program.state().items()}
-                else:
-                    bad_epochs += 1
-                    if bad_epochs >= early.patience:
-                        stop_reason = (f"early stopping: {early.monitor} did not improve by {early.min_delta:g} "
-                                       f"for {early.patience} epochs (best {best_value:.4g} at epoch "
-                                       f"{best_row['epoch']})")
+            value = row.get(str(monitor))
+            if improved(value, best_value, monitor_mode, min_delta):
+                best_value, best_row, bad_epochs = value, row, 0
+                if early is not None and early.restore_best:
+                    best_state = {k: t.numpy().copy() for k, t in program.state().items()}
+            else:
+                bad_epochs += 1
+                if early is not None and bad_epochs >= early.patience:
+                    by = f" by {early.min_delta:g}" if early.min_delta else ""
+                    stop_reason = (f"early stopping: {early.monitor} did not improve{by} for {early.patience} "
+                                   f"epochs (best {best_value:.4g} at epoch {best_row['epoch']})")
             if spec.checkpoint is not None:
                 if spec.checkpoint.every and epoch % int(spec.checkpoint.every.value) == 0:
                     _save(program, out_dir / "checkpoints" / "last.safetensors")
@@ -226,7 +247,7 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
     _save(program, out_dir / "model.safetensors")
     seconds = time.perf_counter() - t0
     result = Result(out_dir=out_dir, stop_reason=stop_reason, epochs=epoch, steps=step, seconds=seconds,
-                    history=history, best=best_row, final=final)
+                    history=history, best=best_row, final=final, baseline=baseline(spec, ds))
     summary = {
         "spec": spec.path,
         "stop_reason": stop_reason,
@@ -239,6 +260,7 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
         "best": best_row,
         "last": history[-1] if history else None,
         "examples": {"train": program.n_train, "val": program.n_val},
+        "baseline": result.baseline,
     }
     _write_json(out_dir / "summary.json", summary)
     return result

@@ -96,7 +96,7 @@ def _apply_overrides(file: ir.File, sets: list[str], sources: dict[str, str]) ->
 
 
 def _analyze(path: str, sets: list[str] | None = None) -> tuple[ir.Spec, dict[str, str]]:
-    from .compiler import check, resolve
+    from .compiler import check_file
 
     text = _read(path)
     sources = {path: text}
@@ -104,12 +104,12 @@ def _analyze(path: str, sets: list[str] | None = None) -> tuple[ir.Spec, dict[st
         file = parse(text, path)
         if sets:
             file = _apply_overrides(file, sets, sources)
-        spec = resolve(file, path)
-        spec, problems = check(spec)
-        if any(d.is_error for d in problems):
-            raise SpecError(problems)
     except SpecError as e:
         _print_diags(e.diagnostics, sources)
+        raise typer.Exit(1)
+    spec, problems = check_file(file, path)
+    if any(d.is_error for d in problems):
+        _print_diags(problems, sources)
         raise typer.Exit(1)
     return spec, sources
 
@@ -151,6 +151,9 @@ def run(
     which = "best epoch" if result.best is not None and final.get("epoch") != result.history[-1]["epoch"] else \
         "last epoch"
     print(f"final ({which} {final.get('epoch')}): {shown}")
+    if result.baseline:
+        what = "always the most frequent class" if "val.accuracy" in result.baseline else "always the training mean"
+        print(f"baseline ({what}): " + "  ".join(f"{k} {v:.4f}" for k, v in result.baseline.items()))
     print(f"{result.epochs} epochs, {result.steps} steps in {result.seconds:.1f}s -> {out_dir}/ "
           f"(metrics.jsonl, summary.json, model.safetensors)")
 
