@@ -36,6 +36,7 @@ def data(
     task=ir.Task.classification,
     train_src=None,
     val_src=None,
+    target_normalize="none",
 ) -> ir.Data:
     split = ir.Split(train=train, val=val, stratify=stratify, span=SPLIT_SPAN) if source is not None else None
     return ir.Data(
@@ -44,6 +45,7 @@ def data(
         train=train_src,
         val=val_src,
         normalize=normalize,
+        target_normalize=target_normalize,
         batch=32,
         shuffle=True,
         task=task,
@@ -466,3 +468,16 @@ def test_data_module_is_pure_numpy(tmp_path):
     code = "import sys, trainc.runtime.data; assert 'tinygrad' not in sys.modules and 'sklearn' not in sys.modules"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=tmp_path, timeout=60)
+
+
+def test_target_standardised_on_train_only():
+    raw = np.loadtxt(DATA_DIR / "diabetes.csv", delimiter=",", skiprows=1)
+    ds = load_data(diabetes(train=0.8, val=0.2, target_normalize="standard"), DATA_DIR, seed=3)
+    plain = load_data(diabetes(train=0.8, val=0.2), DATA_DIR, seed=3)
+    tn = ds.target_normalizer
+    np.testing.assert_allclose(tn.shift, plain.y_train.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(tn.scale, plain.y_train.std(0), rtol=1e-5)
+    np.testing.assert_allclose(ds.y_val * tn.scale + tn.shift, plain.y_val, rtol=1e-5)
+    assert abs(ds.y_train.mean()) < 1e-5 and abs(ds.y_train.std() - 1) < 1e-5
+    assert abs(ds.y_val.mean()) > 1e-3  # val uses the training statistics, not its own
+    assert plain.target_normalizer is None and raw.shape[0] == len(plain.y_train) + len(plain.y_val)
