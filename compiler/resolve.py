@@ -178,8 +178,13 @@ def lookup(reg: C.Registry, expr: ir.Expr, what: str | None = None) -> C.Entry:
                    one_of(reg.names()))
     entry = reg.get(ref.dotted)
     if entry is None:
+        names = reg.names()
+        if isinstance(expr, ir.Call) and expr.kwargs:
+            # prefer a close name that takes every keyword given: adamm(weight_decay = ...) -> adamw
+            fits = [n for n in names if all(reg.get(n).param(k.name) for k in expr.kwargs)]
+            names = fits if did_you_mean(ref.dotted, fits) else names
         raise _err("E201", f"unknown {reg.kind} '{ref.dotted}'", ref.span,
-                   did_you_mean(ref.dotted, reg.names()) or one_of(reg.names()))
+                   did_you_mean(ref.dotted, names) or one_of(reg.names()))
     return entry
 
 
