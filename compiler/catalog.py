@@ -36,8 +36,11 @@ class Num:
             return kind
         lo = "(" if self.lo_open else "["
         hi = ")" if self.hi_open else "]"
-        fmt = (lambda v: "inf" if v == math.inf else ("-inf" if v == -math.inf else f"{v:g}"))
-        return f"{kind} in {lo}{fmt(self.lo)}, {fmt(self.hi)}{hi}"
+        return f"{kind} in {lo}{_num(self.lo)}, {_num(self.hi)}{hi}"
+
+
+def _num(v: float) -> str:
+    return "inf" if v == math.inf else "-inf" if v == -math.inf else f"{v:g}"
 
 
 def Int(min: int = -(2**62), max: int = 2**62) -> Num:  # noqa: A002 - reads as a schema
@@ -286,7 +289,8 @@ _activation("gelu", "Gaussian error linear unit (tanh approximation).")
 _activation("tanh", "Hyperbolic tangent.")
 _activation("sigmoid", "Logistic sigmoid: 1 / (1 + exp(-x)).")
 _activation("leaky_relu", "Leaky ReLU: x if x > 0 else slope * x.", slope=(NonNegative, 0.01))
-_activation("softmax", "Softmax over the last axis. Losses take logits: use it for outputs you read, not before a loss.")
+_activation("softmax", "Softmax over the last axis. Losses take logits: use it for outputs you read, "
+            "not before a loss.")
 _activation("dropout", "Zeroes each element with probability p during training and scales the rest by 1/(1-p).",
             p=(Fraction, 0.5))
 

@@ -265,6 +265,16 @@ class _Resolver:
             out[stmt.key] = stmt
         return out
 
+    def getter(self, section: str, keys: dict[str, ir.Entry]):
+        """get(key, type, default): a converted setting of `section`, or the default when absent or bad."""
+
+        def get(key: str, typ, default):
+            if key not in keys:
+                return default
+            return self.guard(convert, keys[key].value, typ, f"{section}.{key}", default=default)
+
+        return get
+
     def missing(self, section: str, what: str, example: str) -> ir.Span:
         span = ir.Span(self.path, 1, 1, 1, 1)
         self.error("E205", f"missing {what}", span, f"add {example}")
@@ -302,7 +312,7 @@ class _Resolver:
         sec = self.items.get("data")
         span = sec.span if sec else self.missing("data", "data section", "`data { source = csv(\"file.csv\", "
                                                  "target = \"label\") }`")
-        get = lambda k, typ, d: self.guard(convert, keys[k].value, typ, f"data.{k}", default=d) if k in keys else d
+        get = self.getter("data", keys)
         source = self.guard(self.source, keys["source"].value) if "source" in keys else None
         split = self.guard(self.split, keys["split"].value) if "split" in keys else None
         train = self.guard(self.source, keys["train"].value) if "train" in keys else None
@@ -439,8 +449,7 @@ class _Resolver:
     def regularization(self) -> ir.Regularization:
         keys = self.keys("regularization")
         sec = self.items.get("regularization")
-        get = lambda k, typ, d: self.guard(convert, keys[k].value, typ, f"regularization.{k}", default=d) \
-            if k in keys else d
+        get = self.getter("regularization", keys)
         return ir.Regularization(l2=get("l2", C.NonNegative, 0.0),
                                  clip_grad_norm=get("clip_grad_norm", C.Positive, None),
                                  span=sec.span if sec else ir.NOWHERE)
@@ -494,7 +503,7 @@ class _Resolver:
     def run(self) -> ir.Run:
         keys = self.keys("run")
         sec = self.items.get("run")
-        get = lambda k, typ, d: self.guard(convert, keys[k].value, typ, f"run.{k}", default=d) if k in keys else d
+        get = self.getter("run", keys)
         precision = get("precision", C.Choice(*C.DTYPES), "f32")
         return ir.Run(seed=get("seed", C.Int(min=0), 0), device=get("device", C.Choice(*C.DEVICES), "auto"),
                       precision=C.DTYPES[precision], span=sec.span if sec else ir.NOWHERE)

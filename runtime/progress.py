@@ -41,8 +41,8 @@ class Progress:
         self.stream.flush()
 
     def epoch(self, row: dict, max_epochs: int | None, seconds: float, rate: float):
-        ep = f"{row['epoch']}/{max_epochs}" if max_epochs else str(row["epoch"])
-        parts = [f"epoch {ep:>7}", f"step {row['step']:>5}", f"lr {row['lr']:.2e}"]
+        ep = f"{row['epoch']:>{len(str(max_epochs))}}/{max_epochs}" if max_epochs else str(row["epoch"])
+        parts = [f"epoch {ep}", f"step {row['step']:>5}", f"lr {row['lr']:.2e}"]
         parts += [f"{k} {fmt(v)}" for k, v in row.items() if k.startswith(("train.", "val."))]
         parts.append(f"{seconds:.1f}s ({rate:,.0f} ex/s)")
         self.write("  ".join(parts))
