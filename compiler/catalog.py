@@ -34,6 +34,8 @@ class Num:
         kind = "an integer" if self.integer else "a number"
         if self.lo == -math.inf and self.hi == math.inf:
             return kind
+        if self.hi == math.inf:
+            return f"{kind} {'>' if self.lo_open else '>='} {_num(self.lo)}"
         lo = "(" if self.lo_open else "["
         hi = ")" if self.hi_open else "]"
         return f"{kind} in {lo}{_num(self.lo)}, {_num(self.hi)}{hi}"
@@ -43,7 +45,7 @@ def _num(v: float) -> str:
     return "inf" if v == math.inf else "-inf" if v == -math.inf else f"{v:g}"
 
 
-def Int(min: int = -(2**62), max: int = 2**62) -> Num:  # noqa: A002 - reads as a schema
+def Int(min: float = -math.inf, max: float = math.inf) -> Num:  # noqa: A002 - reads as a schema
     return Num(lo=min, hi=max, integer=True)
 
 

@@ -41,8 +41,9 @@ def value_type(model: ir.Model, value: str) -> ir.TensorType | None:
     return None
 
 
-def metric_names(spec: ir.Spec) -> list[str]:
-    return ["loss"] + [m.kind for m in spec.metrics]
+def metric_names(spec: ir.Spec, split: str = "val") -> list[str]:
+    """What is measured on a split: the loss on both, the configured metrics on val."""
+    return ["loss"] + ([m.kind for m in spec.metrics] if split == "val" else [])
 
 
 def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
@@ -65,18 +66,22 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
         elif loss.extra.get("binary") and t.shape[0] != 1:
             diags.append(Diagnostic(code="E402", message=f"bce expects one logit per example, '{term.pred}' is {t}",
                                     span=term.span, help="end the model with dense(1), or use cross_entropy"))
-        elif term.kind == "cross_entropy" and t.shape[0] < 2:
+        elif term.kind in ("cross_entropy", "bce") and (last := _last_op(model, term.pred)) in ("softmax", "sigmoid"):
+            diags.append(Diagnostic(code="W401", severity="warning", message=f"{term.kind} takes logits, but "
+                                    f"'{term.pred}' ends in {last}", span=term.span,
+                                    help=f"remove the final {last}: the loss applies it itself, stably"))
+        if term.kind == "cross_entropy" and len(t.shape) == 1 and t.shape[0] < 2:
             diags.append(Diagnostic(code="E402", message=f"cross_entropy needs one logit per class, '{term.pred}' "
                                     f"is {t}", span=term.span, help="end the model with dense(<classes>), or use bce"))
 
+    task_known = bool(spec.loss.terms)  # when the loss failed to resolve, the task is a guess: stay quiet
     for m in spec.metrics:
         want = C.METRICS.get(m.kind).extra["task"]
-        if want != task:
+        if want != task and task_known:
             diags.append(Diagnostic(code="E307", message=f"metric '{m.kind}' is for {want.value}, but the task is "
                                     f"{task.value}", span=m.span,
                                     help=one_of(n for n, e in C.METRICS.entries.items() if e.extra["task"] == task)))
 
-    names = metric_names(spec)
     monitors = []
     if spec.stop.early:
         monitors.append(spec.stop.early.monitor)
@@ -85,24 +90,42 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
     if spec.checkpoint and spec.checkpoint.keep:
         monitors.append(spec.checkpoint.keep)
     for ref in monitors:
+        names = metric_names(spec, ref.split)
         if ref.name not in names:
+            hint = did_you_mean(ref.name, names)
+            if hint is None and ref.split == "train" and ref.name in metric_names(spec, "val"):
+                hint = f"metrics are measured on val; use val.{ref.name}"
             diags.append(Diagnostic(code="E207", message=f"'{ref}' is not measured", span=ref.span,
-                                    help=did_you_mean(ref.name, names) or
-                                    f"measured on {ref.split}: {', '.join(names)}; add it to `metrics = [...]`"))
+                                    help=hint or f"measured on {ref.split}: {', '.join(names)}"
+                                    + ("; add it to `metrics = [...]`" if ref.split == "val" else "")))
 
     if spec.stop.early and spec.stop.early.mode == "auto":
         spec = replace(spec, stop=replace(spec.stop, early=replace(spec.stop.early, mode=mode_of(
             spec.stop.early.monitor))))
 
     mx = spec.stop.max
-    for phase in spec.schedule.phases:
-        if phase.length and phase.length.unit == mx.unit and phase.length.value >= mx.value and \
-                phase is not spec.schedule.phases[-1]:
-            diags.append(Diagnostic(code="E308", message=f"{phase.kind} lasts {phase.length.value:g} "
-                                    f"{phase.length.unit.value}, as long as the whole run ({mx.value:g} "
-                                    f"{mx.unit.value})", span=phase.length.span,
+    used = {ir.Unit.fraction: 0.0, ir.Unit.steps: 0.0, ir.Unit.epochs: 0.0}  # run consumed by earlier phases
+    for phase in spec.schedule.phases[:-1]:  # a phase followed by another must leave it some of the run
+        n = phase.length
+        if n is None:
+            continue
+        used[n.unit] += n.value
+        whole = used[ir.Unit.fraction] >= 1.0 or (n.unit == mx.unit and used[n.unit] >= mx.value and
+                                                  mx.span != ir.NOWHERE)
+        if whole:
+            lasts = f"{used[n.unit] * 100:g}% of the run" if n.unit == ir.Unit.fraction else \
+                f"{used[n.unit]:g} {n.unit.value}"
+            upto = "the phases up to it last" if used[n.unit] != n.value else f"{phase.kind} lasts"
+            diags.append(Diagnostic(code="E308", message=f"{upto} {lasts}, as long as the whole run "
+                                    f"({mx.value:g} {mx.unit.value}), so the phases after it never start",
+                                    span=n.span,
                                     help="shorten it, or lengthen stop.max"))
     return spec, diags
+
+
+def _last_op(model: ir.Model, value: str) -> str | None:
+    node = dict(model.values).get(value)
+    return next((layer.op for layer in model.layers if layer.name == node), None)
 
 
 def mode_of(ref: ir.MetricRef) -> str:

@@ -22,7 +22,8 @@ def to_data(node):
             out[f.name] = to_data(getattr(node, f.name))
         span = getattr(node, "span", None)
         if isinstance(span, ir.Span) and span.line > 0:
-            out["at"] = f"{span.line}:{span.col}"
+            # positions in the spec itself as line:col; those from elsewhere (--set) name their origin
+            out["at"] = f"{span.line}:{span.col}" if not span.file.startswith("<") else str(span)
         return out
     if isinstance(node, enum.Enum):
         return node.value

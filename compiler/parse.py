@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
@@ -34,6 +36,9 @@ TOKEN_WORDS = {
     "PERCENT": "'%'",
     "__ANON_0": "'->'",
 }
+
+
+ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
 
 
 def _word(tok_type: str) -> str:
@@ -160,9 +165,24 @@ class _Build(Transformer):
 
     @v_args(meta=True)
     def string(self, meta, c):
-        raw = str(c[0])[1:-1]
-        value = raw.encode("utf-8").decode("unicode_escape").encode("latin-1").decode("utf-8") if "\\" in raw else raw
-        return ir.Str(value=value, span=self.s(meta))
+        span = self.s(meta)
+        parts, raw, i = [], str(c[0])[1:-1], 0
+        while i < len(raw):
+            ch = raw[i]
+            if ch == "\\":
+                nxt = raw[i + 1]  # the grammar guarantees a character after a backslash
+                if nxt not in ESCAPES:
+                    col = span.col + 1 + i
+                    self.errors.append(Diagnostic(
+                        code="E105", message=f"unknown escape '\\{nxt}' in a string",
+                        span=ir.Span(self.file, span.line, col, span.line, col + 2),
+                        help="write paths with '/' (it works on Windows too), or double the backslash: '\\\\'"))
+                parts.append(ESCAPES.get(nxt, nxt))
+                i += 2
+                continue
+            parts.append(ch)
+            i += 1
+        return ir.Str(value="".join(parts), span=span)
 
     @v_args(meta=True)
     def true(self, meta, c):
@@ -237,6 +257,16 @@ def _syntax_diagnostic(e: UnexpectedInput, path: str, text: str) -> Diagnostic:
         span = ir.Span(path, tok.line, tok.column, tok.line, tok.column + 1)
     expected = sorted({_word(t) for t in e.expected})
     help_ = f"expected {_join(expected)}"
+    before = text.splitlines()[tok.line - 1][: tok.column - 1] if tok.line else ""
+    glued = re.search(r"[0-9.]\s+([A-Za-z_]\w*)\s*$", before)
+    if tok.type == "EQUAL" and glued:
+        # `batch = 64 shuffle = true`: the parser read `64 shuffle` as a number with a unit
+        name = glued.group(1)
+        return Diagnostic(code="E102", message=f"unexpected '=' after '{name}'",
+                          span=ir.Span(path, tok.line, tok.column - len(before) + glued.start(1), tok.line,
+                                       tok.column - len(before) + glued.end(1)),
+                          help=f"'{name}' reads as the unit of the number before it; put each setting on its own "
+                               "line or separate them with ','")
     if tok.type == "NAME" and "EQUAL" in e.expected:
         help_ += f"; a key is followed by '=' (write `{tok} = ...`)"
     elif tok.type in ("NAME", "NUMBER", "STRING") and "_NL" in e.expected:

@@ -200,6 +200,7 @@ class _Resolver:
         self.diags: list[Diagnostic] = []
         self.items: dict[str, ir.Section | ir.Entry] = {}
         self.broken_values: set[str] = set()
+        self.malformed: set[str] = set()  # sections reported as written in the wrong form
 
     def guard(self, fn, *args, default=None):
         """Run one resolution step; record its problems and go on with `default`."""
@@ -218,12 +219,13 @@ class _Resolver:
 
     def collect(self):
         for item in self.file.items:
-            name = item.name if isinstance(item, ir.Section) else item.key
-            name_span = item.name_span if isinstance(item, ir.Section) else item.key_span
             if isinstance(item, (ir.InputDecl, ir.BlockDef)):
-                self.error("E203", "`input` and `block` belong in the model section", item.span,
+                word = "input" if isinstance(item, ir.InputDecl) else "block"
+                self.error("E203", f"`{word}` belongs in the model section", item.span,
                            "move it into `model { ... }`")
                 continue
+            name = item.name if isinstance(item, ir.Section) else item.key
+            name_span = item.name_span if isinstance(item, ir.Section) else item.key_span
             if name not in C.SECTIONS:
                 self.error("E203", f"unknown section '{name}'", name_span,
                            did_you_mean(name, C.SECTIONS) or one_of(C.SECTIONS))
@@ -233,11 +235,13 @@ class _Resolver:
                            f"merge it with the one at line {self.items[name].span.line}")
                 continue
             if isinstance(item, ir.Section) and name in C.VALUE_SECTIONS:
+                self.malformed.add(name)
                 self.error("E210", f"'{name}' is a value, not a section", name_span,
                            f"write `{name} = ...`")
                 continue
             if isinstance(item, ir.Entry) and name in C.BLOCK_SECTIONS:
                 if not isinstance(item.value, ir.Record):
+                    self.malformed.add(name)
                     self.error("E210", f"'{name}' is a section", name_span, f"write `{name} {{ ... }}`")
                     continue
                 item = ir.Section(name=name, body=item.value.entries, name_span=item.key_span, span=item.span)
@@ -252,7 +256,8 @@ class _Resolver:
         out: dict[str, ir.Entry] = {}
         for stmt in item.body:
             if not isinstance(stmt, ir.Entry):
-                self.error("E204", f"unexpected {'`' + type(stmt).__name__.lower() + '`'} in {section}",
+                word = {ir.InputDecl: "`input`", ir.BlockDef: "`block`"}.get(type(stmt)) or f"section `{stmt.name}`"
+                self.error("E204", f"unexpected {word} in {section}",
                            stmt.span, f"{section} holds `key = value` settings")
                 continue
             if stmt.key not in known:
@@ -277,7 +282,8 @@ class _Resolver:
 
     def missing(self, section: str, what: str, example: str) -> ir.Span:
         span = ir.Span(self.path, 1, 1, 1, 1)
-        self.error("E205", f"missing {what}", span, f"add {example}")
+        if section not in self.malformed:
+            self.error("E205", f"missing {what}", span, f"add {example}")
         return span
 
     # ---- data -------------------------------------------------------------------------------------
@@ -353,7 +359,7 @@ class _Resolver:
         for stmt in sec.body:
             self.guard(m.statement, stmt)
         self.broken_values = m.broken
-        if not m.inputs:
+        if not m.inputs and not any(isinstance(s, ir.InputDecl) for s in sec.body):
             self.error("E205", "the model has no input", sec.name_span, "declare one: `input x: f32[64]`")
         return ir.Model(inputs=tuple(m.inputs), layers=tuple(m.layers), values=tuple(m.values.items()),
                         span=sec.span)
@@ -376,6 +382,9 @@ class _Resolver:
                 return self.loss_terms(expr.right, weight * expr.left.value, values)
             if isinstance(expr.right, ir.Number):
                 return self.loss_terms(expr.left, weight * expr.right.value, values)
+        if weight <= 0:
+            raise _err("E304", f"loss weights must be positive, found {weight:g}", expr.span,
+                       "a loss is minimised; to maximise something, minimise its opposite with a loss made for it")
         if not isinstance(expr, (ir.Call, ir.Ref)):
             raise _err("E303", f"loss must be a loss call like cross_entropy(logits, target), or a weighted sum of "
                        f"them, found {_describe(expr)}", expr.span)
@@ -459,11 +468,11 @@ class _Resolver:
         sec = self.items.get("stop")
         span = sec.span if sec else ir.NOWHERE
         mx = self.guard(convert, keys["max"].value, C.Dur("steps", "epochs"), "stop.max") if "max" in keys else None
-        if mx is None and "max" not in keys:
+        if mx is None and "max" not in keys and "stop" not in self.malformed:
             where = sec.name_span if sec else ir.Span(self.path, 1, 1, 1, 1)
             self.error("E205", "missing stop.max: how long may the run last?", where,
                        "add `stop { max = 20 epochs }` (or `max = 1000 steps`)")
-        mx = mx or ir.Duration(value=1.0, unit=ir.Unit.epochs, span=span)
+        mx = mx or ir.Duration(value=1.0, unit=ir.Unit.epochs, span=ir.NOWHERE)  # NOWHERE: already reported
         early = self.guard(self.early, keys["early"].value) if "early" in keys else None
         when = self.guard(self.when, keys["when"].value) if "when" in keys else None
         budget = self.guard(convert, keys["budget"].value, C.Dur("seconds"), "stop.budget") if "budget" in keys \
@@ -525,6 +534,9 @@ class _ModelBuilder:
 
     def statement(self, stmt):
         if isinstance(stmt, ir.InputDecl):
+            if stmt.dtype not in C.DTYPES or not stmt.dims or any(not float(d).is_integer() or d < 1
+                                                                   for d in stmt.dims):
+                self.broken.add(stmt.name)  # reported below; uses of it stay quiet
             if stmt.dtype not in C.DTYPES:
                 raise _err("E305", f"unknown dtype '{stmt.dtype}'", stmt.span, did_you_mean(stmt.dtype, C.DTYPES)
                            or one_of(C.DTYPES))
@@ -634,6 +646,8 @@ class _ModelBuilder:
             if kw.name not in names:
                 raise _err("E202", f"unknown argument '{kw.name}' for block '{block.name}'", kw.span,
                            did_you_mean(kw.name, names) or f"it takes: {', '.join(names) or 'nothing'}")
+            if kw.name in env:
+                raise _err("E208", f"argument '{kw.name}' given twice", kw.span)
             env[kw.name] = kw.value
         for p in block.params:
             if p.name not in env:

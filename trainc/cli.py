@@ -79,6 +79,8 @@ def _apply_overrides(file: ir.File, sets: list[str], sources: dict[str, str]) ->
             name = item.name if isinstance(item, ir.Section) else getattr(item, "key", None)
             if name != section:
                 continue
+            if isinstance(item, ir.Entry) and isinstance(item.value, ir.Record):  # `stop = { ... }`
+                item = ir.Section(name=name, body=item.value.entries, name_span=item.key_span, span=item.span)
             if not sub:
                 items[i] = replace(entry, key=section)
                 break
@@ -187,10 +189,11 @@ def compile_(
         _usage(f"--emit takes ast or ir, not {emit!r}")
     if emit == "ast":
         text = _read(spec_path)
+        sources = {spec_path: text}
         try:
-            node = parse(text, spec_path)
+            node = _apply_overrides(parse(text, spec_path), set_, sources)
         except SpecError as e:
-            _print_diags(e.diagnostics, {spec_path: text})
+            _print_diags(e.diagnostics, sources)
             raise typer.Exit(1)
     else:
         node, _ = _analyze(spec_path, set_)
