@@ -39,6 +39,7 @@ INIT_IMPL: dict[str, Callable] = {
 class LayerState:
     params: dict[str, Tensor] = field(default_factory=dict)  # trained
     buffers: dict[str, Tensor] = field(default_factory=dict)  # updated in the step, not trained
+    pending: list[Tensor] = field(default_factory=list)  # buffer updates the forward pass scheduled
 
 
 def _make_dense(layer: ir.Layer, x: ir.TensorType, rng) -> LayerState:
@@ -240,8 +241,9 @@ class Program:
 
 
 def _to_tensor(a: np.ndarray, dtype=dtypes.float32) -> Tensor:
-    return Tensor(np.ascontiguousarray(a).astype(np.float32 if dtype == dtypes.float32 else np.int32),
-                  dtype=dtype).realize()
+    """A realized device copy of a host array: float32, or int32 for class labels."""
+    host = np.ascontiguousarray(a, dtype=np.float32 if dtype == dtypes.float32 else np.int32)
+    return Tensor(host, dtype=dtype).realize()
 
 
 def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
@@ -332,7 +334,7 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
             for name, p, g in zip(names, params, grads):
                 pending += update(p, g, opt_state[name], lr_, t.reshape(()), oargs)
             for st in layers.values():
-                pending += getattr(st, "pending", [])
+                pending += st.pending
                 st.pending = []
             Tensor.realize(loss, *pending)
             return loss

@@ -578,7 +578,7 @@ class _ModelBuilder:
         """Lower a pipeline into layers; returns the name of the node holding its result."""
         stages = expr.stages if isinstance(expr, ir.Pipeline) else (expr,)
         cur = start
-        for i, stage in enumerate(stages):
+        for stage in stages:
             stage = env.get(stage.dotted, stage) if isinstance(stage, ir.Ref) and len(stage.parts) == 1 else stage
             if cur is None:
                 cur = self.value(stage)

@@ -176,7 +176,7 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
             t_epoch = time.perf_counter()
             order = rng.permutation(program.n_train) if spec.data.shuffle else np.arange(program.n_train)
             steps_this_epoch = 0
-            lr = lr_at(step)
+            lr = lr_at(step)  # the lr logged for an epoch is that of its last step
             for b in range(per_epoch):
                 if step >= total_steps:
                     break

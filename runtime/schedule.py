@@ -48,7 +48,7 @@ class LrSchedule:
         self.base = base_lr
         self.phases = []
         begin = 0
-        for i, ph in enumerate(schedule.phases):
+        for ph in schedule.phases:
             n = to_steps(ph.length, steps_per_epoch, total_steps) if ph.length else max(1, total_steps - begin)
             args = dict(ph.args)
             if ph.kind == "step":

@@ -108,11 +108,11 @@ def _analyze(path: str, sets: list[str] | None = None) -> tuple[ir.Spec, dict[st
             file = _apply_overrides(file, sets, sources)
     except SpecError as e:
         _print_diags(e.diagnostics, sources)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     spec, problems = check_file(file, path)
     if any(d.is_error for d in problems):
         _print_diags(problems, sources)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     return spec, sources
 
 
@@ -134,7 +134,7 @@ def run(
         ds = load_data(spec.data, base, spec.run.seed)
     except DataError as e:
         _print_diags([e.diagnostic], sources)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     stem = Path(spec_path).stem if spec_path != "-" else "stdin"
     out_dir = out or Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     progress = Progress(quiet=quiet)
@@ -146,7 +146,7 @@ def run(
         result = train(spec, ds, out_dir, progress)
     except SpecError as e:
         _print_diags(e.diagnostics, sources)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     final = result.final
     shown = "  ".join(f"{k} {v:.4f}" for k, v in final.items() if k.startswith("val."))
     print(f"stopped: {result.stop_reason}")
@@ -171,7 +171,7 @@ def lint(paths: List[str] = typer.Argument(..., metavar="PATH...", help=".train 
         diags += lint_text(text, name)
     if diags:
         _print_diags(diags, sources)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     n = len(paths)
     print(f"{n} file{'s' * (n != 1)} checked, no problems")
 
@@ -194,7 +194,7 @@ def compile_(
             node = _apply_overrides(parse(text, spec_path), set_, sources)
         except SpecError as e:
             _print_diags(e.diagnostics, sources)
-            raise typer.Exit(1)
+            raise typer.Exit(1) from None
     else:
         node, _ = _analyze(spec_path, set_)
     sys.stdout.write(to_yaml(node))
