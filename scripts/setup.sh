@@ -23,7 +23,7 @@ as_root() {  # run a command as root: directly, or through sudo when it needs no
 }
 
 apt_install() {
-  command -v apt-get >/dev/null || return 1
+  command -v apt-get >/dev/null && as_root true || return 1
   say "installing $* with apt-get"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
