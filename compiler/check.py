@@ -74,6 +74,11 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
             diags.append(Diagnostic(code="E402", message=f"cross_entropy needs one logit per class, '{term.pred}' "
                                     f"is {t}", span=term.span, help="end the model with dense(<classes>), or use bce"))
 
+    for extra in model.inputs[1:]:
+        diags.append(Diagnostic(code="E309", message=f"a second input '{extra.name}': a model reads one input "
+                                "(the data's feature columns)", span=extra.span,
+                                help="declare one input; several inputs are not supported yet"))
+
     task_known = bool(spec.loss.terms)  # when the loss failed to resolve, the task is a guess: stay quiet
     for m in spec.metrics:
         want = C.METRICS.get(m.kind).extra["task"]

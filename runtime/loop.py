@@ -168,6 +168,7 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
     metrics_file = metrics_path.open("w")
     history: list[dict] = []
     step, epoch, stop_reason = 0, 0, None
+    startup, compile_in_epoch = None, 0.0  # seconds until the jitted step was captured
     t_train = time.perf_counter()
 
     try:
@@ -185,6 +186,10 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
                 program.train_step(idx, Tensor([lr], dtype="float32"))
                 step += 1
                 steps_this_epoch += 1
+                if step == 2:  # TinyJit has traced and captured the step: what is left is replay
+                    program.train_acc.numpy()
+                    startup = time.perf_counter() - t0
+                    compile_in_epoch = time.perf_counter() - t_epoch
                 if progress.want_step():
                     acc = program.train_acc.numpy()
                     rate = steps_this_epoch * batch / max(time.perf_counter() - t_epoch, 1e-9)
@@ -192,7 +197,8 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
                 if spec.stop.budget and time.perf_counter() - t_train > spec.stop.budget:
                     stop_reason = f"time budget of {spec.stop.budget:g} s used"
                     break
-            acc = program.train_acc.numpy()
+            acc = program.train_acc.numpy()  # also waits for the epoch's last step
+            train_seconds = time.perf_counter() - t_epoch
             program.train_acc.assign(Tensor.zeros(2)).realize()
             train_loss = float(acc[0] / max(acc[1], 1))
             val = evaluate()
@@ -203,7 +209,12 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
             history.append(row)
             metrics_file.write(json.dumps(row) + "\n")
             metrics_file.flush()
-            progress.epoch(row, max_epochs, seconds, steps_this_epoch * batch / max(seconds, 1e-9))
+            # throughput without the one-off tracing and compiling of the first steps
+            fast_steps = steps_this_epoch - (2 if epoch == 1 and step >= 2 else 0)
+            fast_seconds = train_seconds - (compile_in_epoch if epoch == 1 else 0.0)
+            rate = fast_steps * batch / fast_seconds if fast_steps > 0 and fast_seconds > 0 else 0.0
+            progress.epoch(row, max_epochs, seconds, rate,
+                           note=f"incl. {compile_in_epoch:.1f}s compiling" if epoch == 1 and startup else None)
 
             if not math.isfinite(train_loss) or not math.isfinite(val["loss"]):
                 stop_reason = "the loss is not finite (diverged): lower the learning rate or clip gradients"
@@ -254,6 +265,7 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
         "epochs": epoch,
         "steps": step,
         "wall_time_s": round(seconds, 3),
+        "startup_s": round(startup, 3) if startup is not None else None,  # until the jitted step was captured
         "device": program.device,
         "restored_best": restored,
         "final": final,

@@ -40,9 +40,9 @@ class Progress:
         self.stream.write(f"\r\x1b[2Kepoch {ep} [{bar}] step {step}  loss {loss:.4f}  {rate:,.0f} ex/s")
         self.stream.flush()
 
-    def epoch(self, row: dict, max_epochs: int | None, seconds: float, rate: float):
+    def epoch(self, row: dict, max_epochs: int | None, seconds: float, rate: float, note: str | None = None):
         ep = f"{row['epoch']:>{len(str(max_epochs))}}/{max_epochs}" if max_epochs else str(row["epoch"])
         parts = [f"epoch {ep}", f"step {row['step']:>5}", f"lr {row['lr']:.2e}"]
         parts += [f"{k} {fmt(v)}" for k, v in row.items() if k.startswith(("train.", "val."))]
-        parts.append(f"{seconds:.1f}s ({rate:,.0f} ex/s)")
+        parts.append(f"{seconds:.1f}s ({rate:,.0f} ex/s{', ' + note if note else ''})")
         self.write("  ".join(parts))

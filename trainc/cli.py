@@ -110,8 +110,9 @@ def _analyze(path: str, sets: list[str] | None = None) -> tuple[ir.Spec, dict[st
         _print_diags(e.diagnostics, sources)
         raise typer.Exit(1) from None
     spec, problems = check_file(file, path)
-    if any(d.is_error for d in problems):
+    if problems:  # warnings are shown and the run goes on; errors stop it
         _print_diags(problems, sources)
+    if any(d.is_error for d in problems):
         raise typer.Exit(1) from None
     return spec, sources
 
