@@ -59,6 +59,6 @@ class LrSchedule:
     def __call__(self, step: int) -> float:
         for begin, n, fn, args in reversed(self.phases):
             if step >= begin:
-                # past its end the last phase holds its final value
-                return float(fn(self.base, min(step - begin, n), n, **args))
+                # past its end, the last phase holds the lr of its last step
+                return float(fn(self.base, min(step - begin, n - 1), n, **args))
         return self.base

@@ -24,6 +24,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                   help="trainc: a declarative training language for deep learning, compiled to tinygrad.")
 
 
+def _show_version(value: bool):
+    if value:
+        from . import __version__
+
+        print(f"trainc {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", is_eager=True, callback=_show_version,
+                                          help="print the version and exit")):
+    """trainc: a declarative training language for deep learning, compiled to tinygrad."""
+
+
 def _color(stream) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR")
 
@@ -120,8 +134,8 @@ def _analyze(path: str, sets: list[str] | None = None) -> tuple[ir.Spec, dict[st
 @app.command()
 def run(
     spec_path: str = typer.Argument(..., metavar="SPEC", help="the .train file"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory (default: runs/<spec>-<time>)"),
-    set_: List[str] = typer.Option([], "--set", help='override a setting: --set stop.max="3 epochs"'),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="run directory (default: runs/<spec>-<time>)"),
+    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help='override a setting: --set stop.max="3 epochs"'),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress lines"),
 ):
     """Train a spec: check it, load the data, compile the step and run the loop."""
@@ -179,9 +193,9 @@ def lint(paths: List[str] = typer.Argument(..., metavar="PATH...", help=".train 
 
 @app.command("compile")
 def compile_(
-    spec_path: str = typer.Argument(..., metavar="SPEC"),
-    emit: str = typer.Option("ir", "--emit", help="what to print: ast (the syntax tree) or ir (the checked IR)"),
-    set_: List[str] = typer.Option([], "--set", help="override a setting, as for run"),
+    spec_path: str = typer.Argument(..., metavar="SPEC", help="the .train file"),
+    emit: str = typer.Option("ir", "--emit", metavar="ir|ast", help="what to print: ast (the syntax tree) or ir (the checked IR)"),
+    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="override a setting, as for run"),
 ):
     """Print a stage of the compiler as YAML, for inspection and diffs."""
     from .compiler.emit import to_yaml
