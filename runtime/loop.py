@@ -99,9 +99,20 @@ class Result:
     baseline: dict = field(default_factory=dict)
 
 
+def json_safe(obj):
+    """Strict JSON: NaN and infinities (a diverged run) become null, which every parser reads."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def _write_json(path: Path, obj) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.write_text(json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n")
     tmp.replace(path)
 
 
@@ -207,7 +218,7 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
             row.update({f"val.{k}": v for k, v in val.items()})
             row["time"] = round(time.perf_counter() - t_train, 3)
             history.append(row)
-            metrics_file.write(json.dumps(row) + "\n")
+            metrics_file.write(json.dumps(json_safe(row), allow_nan=False) + "\n")
             metrics_file.flush()
             # throughput without the one-off tracing and compiling of the first steps
             fast_steps = steps_this_epoch - (2 if epoch == 1 and step >= 2 else 0)
