@@ -235,24 +235,18 @@ def _read_csv(
         seen.add(h)
 
     index = {h: i for i, h in enumerate(header)}
-    for name in targets:
-        if name not in index:
-            _fail(
-                "E503",
-                f"target column '{name}' not found in '{source.path}'",
-                source.span,
-                help=_unknown_name_help(name, header, "columns"),
-            )
+
+    def require(names, kind: str) -> None:
+        for name in names:
+            if name not in index:
+                _fail("E503", f"{kind} column '{name}' not found in '{source.path}'", source.span,
+                      help=_unknown_name_help(name, header, "columns"))
+
+    require(targets, "target")
     if features is None:
         features = default_features if default_features is not None else tuple(h for h in header if h not in targets)
+    require(features, "feature")
     for name in features:
-        if name not in index:
-            _fail(
-                "E503",
-                f"feature column '{name}' not found in '{source.path}'",
-                source.span,
-                help=_unknown_name_help(name, header, "columns"),
-            )
         if name in targets:
             _fail("E506", f"column '{name}' of '{source.path}' is both a feature and the target", source.span)
     if not features:
