@@ -271,13 +271,14 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
             t.requires_grad = True
         layers[layer.name] = st
         types[layer.name] = layer.out
-    params = [t for st in layers.values() for t in st.params.values()]
+    named_params = [(f"{ln}.{k}", t) for ln, st in layers.items() for k, t in st.params.items()]
+    params = [t for _, t in named_params]
     weights = [st.params["W"] for st in layers.values() if "W" in st.params]  # L2 applies to weights only
 
     opt = spec.optimizer
     oargs = ir.argdict(opt.args)
     make_state, update = OPT_IMPL[opt.kind]
-    opt_state = {f"{ln}.{k}": make_state(t, oargs) for ln, st in layers.items() for k, t in st.params.items()}
+    opt_state = {name: make_state(t, oargs) for name, t in named_params}
     for s in opt_state.values():
         for t in s.values():
             t.realize()
@@ -330,8 +331,7 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
             t = step_count.assign(step_count + 1)
             pending = [t, train_acc.assign(train_acc + Tensor.stack(dloss.detach(), Tensor(1.0)))]
             lr_ = lr.reshape(())
-            names = [f"{ln}.{k}" for ln, st in layers.items() for k in st.params]
-            for name, p, g in zip(names, params, grads):
+            for (name, p), g in zip(named_params, grads):
                 pending += update(p, g, opt_state[name], lr_, t.reshape(()), oargs)
             for st in layers.values():
                 pending += st.pending
