@@ -331,7 +331,7 @@ def test_optimizer_defaults_are_filled_from_the_signature():
     spec = analyze(make_spec(), "t.train")
     assert spec.optimizer.kind == "adam"
     assert dict(spec.optimizer.args) == {"lr": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-8}
-    assert dict(spec.optimizer.args) == {**signature_defaults(catalog.adam), "lr": 1e-3}
+    assert dict(spec.optimizer.args) == {**signature_defaults(catalog.optimizers.adam), "lr": 1e-3}
 
 
 def test_sgd_with_only_momentum():

@@ -1,191 +1,28 @@
 """lower: checked IR + data -> Program, a set of tinygrad tensors and two jitted functions.
 
-The only compiler module that imports tinygrad. One `TinyJit` holds the whole training step
-(batch gather on device, forward, loss, L2, backward, gradient clipping, optimizer update,
-on-device loss accumulation); another holds evaluation. The learning rate is an input of the
+The only part of the compiler that imports tinygrad (this package: layers, losses, metrics and
+optimizers each have a module with their implementations, keyed by the catalogue's names).
+
+One `TinyJit` holds the whole training step (batch gather on device, forward, loss, L2,
+backward, gradient clipping, optimizer update, on-device loss accumulation); another holds
+evaluation. The learning rate is an input of the
 step, so a schedule never recompiles anything.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 from tinygrad import Context, Device, Tensor, TinyJit, dtypes
 
-from . import catalog as C
-from . import ir
-from .diagnostics import Diagnostic, SpecError
-
-# ---------------------------------------------------------------------------------------------
-# Initialisers: numpy, seeded, so weights do not depend on tinygrad's RNG.
-# ---------------------------------------------------------------------------------------------
-
-INIT_IMPL: dict[str, Callable] = {
-    "he": lambda rng, shape, fan_in, fan_out: rng.normal(0.0, math.sqrt(2.0 / fan_in), shape),
-    "xavier": lambda rng, shape, fan_in, fan_out: rng.uniform(-1, 1, shape) * math.sqrt(6.0 / (fan_in + fan_out)),
-    "normal": lambda rng, shape, fan_in, fan_out, std=0.01, mean=0.0: rng.normal(mean, std, shape),
-    "zeros": lambda rng, shape, fan_in, fan_out: np.zeros(shape),
-}
-
-# ---------------------------------------------------------------------------------------------
-# Layers: (x, params, args) -> y. `params` are this layer's tensors by short name.
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class LayerState:
-    params: dict[str, Tensor] = field(default_factory=dict)  # trained
-    buffers: dict[str, Tensor] = field(default_factory=dict)  # updated in the step, not trained
-    pending: list[Tensor] = field(default_factory=list)  # buffer updates the forward pass scheduled
-
-
-def _make_dense(layer: ir.Layer, x: ir.TensorType, rng) -> LayerState:
-    a = ir.argdict(layer.args)
-    fan_in, units = x.shape[0], a["units"]
-    init, init_args = a["init"]
-    w = INIT_IMPL[init](rng, (fan_in, units), fan_in, units, **dict(init_args))
-    st = LayerState(params={"W": w})
-    if a["bias"]:
-        st.params["b"] = np.zeros(units)
-    return st
-
-
-def _make_batchnorm(layer: ir.Layer, x: ir.TensorType, rng) -> LayerState:
-    n = x.shape[0]
-    return LayerState(params={"gamma": np.ones(n), "beta": np.zeros(n)},
-                      buffers={"running_mean": np.zeros(n), "running_var": np.ones(n)})
-
-
-MAKE: dict[str, Callable] = {"dense": _make_dense, "batchnorm": _make_batchnorm}
-
-
-def _dense(x, st, a, training):
-    y = x @ st.params["W"]
-    return y + st.params["b"] if "b" in st.params else y
-
-
-def _batchnorm(x, st, a, training):
-    g, b = st.params["gamma"], st.params["beta"]
-    if not training:
-        return (x - st.buffers["running_mean"]) * (st.buffers["running_var"] + a["eps"]).rsqrt() * g + b
-    mean = x.mean(axis=0)
-    var = ((x - mean) ** 2).mean(axis=0)
-    n = x.shape[0]
-    m = a["momentum"]
-    st.pending = [  # running statistics, assigned inside the jitted step (unbiased variance, as torch)
-        st.buffers["running_mean"].assign(st.buffers["running_mean"] * (1 - m) + mean.detach() * m),
-        st.buffers["running_var"].assign(st.buffers["running_var"] * (1 - m) + var.detach() * (m * n / max(n - 1, 1))),
-    ]
-    return (x - mean) * (var + a["eps"]).rsqrt() * g + b
-
-
-def _gelu(x):  # tanh approximation
-    return 0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)).tanh())
-
-
-LAYER_IMPL: dict[str, Callable] = {
-    "dense": _dense,
-    "batchnorm": _batchnorm,
-    "relu": lambda x, st, a, t: x.relu(),
-    "gelu": lambda x, st, a, t: _gelu(x),
-    "tanh": lambda x, st, a, t: x.tanh(),
-    "sigmoid": lambda x, st, a, t: x.sigmoid(),
-    "leaky_relu": lambda x, st, a, t: x.leaky_relu(a["slope"]),
-    "softmax": lambda x, st, a, t: x.softmax(-1),
-    "dropout": lambda x, st, a, t: x.dropout(a["p"]) if t else x,
-    "flatten": lambda x, st, a, t: x.reshape(x.shape[0], -1),
-}
-
-# ---------------------------------------------------------------------------------------------
-# Losses: per-example values [B]; the step takes their mean.
-# ---------------------------------------------------------------------------------------------
-
-
-def _cross_entropy(pred, y, smoothing=0.0):
-    k = pred.shape[-1]
-    logp = pred.log_softmax(-1)
-    target = y.one_hot(k).cast(logp.dtype) * (1 - smoothing) + smoothing / k
-    return -(logp * target).sum(-1)
-
-
-def _bce(pred, y):
-    y = y.reshape(pred.shape).cast(pred.dtype)
-    # max(x, 0) - x*y + log(1 + exp(-|x|)): stable for large |x|
-    return (pred.relu() - pred * y + (1 + (-pred.abs()).exp()).log()).mean(-1)
-
-
-def _huber(pred, y, delta=1.0):
-    e = (pred - y).abs()
-    return (e <= delta).where(0.5 * e * e, delta * (e - 0.5 * delta)).mean(-1)
-
-
-LOSS_IMPL: dict[str, Callable] = {
-    "mse": lambda p, y: ((p - y) ** 2).mean(-1),
-    "mae": lambda p, y: (p - y).abs().mean(-1),
-    "huber": _huber,
-    "bce": _bce,
-    "cross_entropy": _cross_entropy,
-}
-
-# ---------------------------------------------------------------------------------------------
-# Metrics: per-example sums accumulated on the device, finished on the host at log time.
-# ---------------------------------------------------------------------------------------------
-
-METRIC_SUM: dict[str, Callable] = {  # (pred, y) -> per-example contribution [B]
-    "accuracy": lambda p, y: (p.argmax(-1) == y).cast(dtypes.float32) if p.shape[-1] > 1 else
-    ((p.reshape(-1) > 0).cast(dtypes.int32) == y).cast(dtypes.float32),
-    "rmse": lambda p, y: ((p - y) ** 2).mean(-1),
-    "mae": lambda p, y: (p - y).abs().mean(-1),
-}
-METRIC_FINISH: dict[str, Callable] = {  # (sum, count) -> value
-    "accuracy": lambda s, n: s / n,
-    "rmse": lambda s, n: math.sqrt(s / n),
-    "mae": lambda s, n: s / n,
-}
-
-# ---------------------------------------------------------------------------------------------
-# Optimizers: (params, grads, state, lr, args) -> list of tensors to realize. PyTorch semantics.
-# ---------------------------------------------------------------------------------------------
-
-
-def _sgd_state(p: Tensor, a) -> dict:
-    return {"buf": Tensor.zeros(p.shape, dtype=p.dtype).contiguous()} if a["momentum"] else {}
-
-
-def _sgd(p, g, st, lr, t, a):
-    if a["weight_decay"]:
-        g = g + a["weight_decay"] * p.detach()
-    if a["momentum"]:
-        # first step: buf = g (t == 1 selects it without a Python branch in the jitted graph)
-        buf = st["buf"].assign((t == 1).where(g, st["buf"] * a["momentum"] + g))
-        g = g + a["momentum"] * buf if a["nesterov"] else buf
-        return [p.assign(p.detach() - lr * g), buf]
-    return [p.assign(p.detach() - lr * g)]
-
-
-def _adam_state(p: Tensor, a) -> dict:
-    return {"m": Tensor.zeros(p.shape, dtype=p.dtype).contiguous(), "v": Tensor.zeros(p.shape, dtype=p.dtype)
-            .contiguous()}
-
-
-def _adam(p, g, st, lr, t, a, decoupled=0.0):
-    b1, b2 = a["b1"], a["b2"]
-    w = p.detach() * (1 - lr * decoupled) if decoupled else p.detach()
-    m = st["m"].assign(st["m"] * b1 + g * (1 - b1))
-    v = st["v"].assign(st["v"] * b2 + g * g * (1 - b2))
-    mhat = m / (1 - b1 ** t)
-    vhat = v / (1 - b2 ** t)
-    return [p.assign(w - lr * mhat / (vhat.sqrt() + a["eps"])), m, v]
-
-
-OPT_IMPL: dict[str, tuple[Callable, Callable]] = {
-    "sgd": (_sgd_state, _sgd),
-    "adam": (_adam_state, _adam),
-    "adamw": (_adam_state, lambda p, g, st, lr, t, a: _adam(p, g, st, lr, t, a, decoupled=a["weight_decay"])),
-}
+from .. import ir
+from ..diagnostics import Diagnostic, SpecError
+from .layers import INIT_IMPL, LAYER_IMPL, MAKE, LayerState
+from .losses import LOSS_IMPL
+from .metrics import METRIC_FINISH, METRIC_SUM
+from .optim import OPT_IMPL
 
 # ---------------------------------------------------------------------------------------------
 # The program
@@ -374,4 +211,5 @@ def finish_eval(program: Program, sums: np.ndarray) -> dict[str, float]:
     return out
 
 
-__all__ = ["lower", "Program", "finish_eval", "select_device", "C"]
+__all__ = ["lower", "Program", "finish_eval", "select_device", "INIT_IMPL", "LAYER_IMPL", "LOSS_IMPL", "METRIC_SUM",
+           "METRIC_FINISH", "OPT_IMPL", "LayerState"]

@@ -1,0 +1,61 @@
+"""The catalogues: one registry each for layers, initialisers, losses, optimizers, schedules,
+metrics, data sources and stopping rules, and the sections and keys of a spec.
+
+A registered function's signature *is* its schema (see `base.py`); each family lives in its own
+module and registers itself on import. No tinygrad here: lint reads this package. The tinygrad
+implementation of each entry lives in `compiler/lower/`, keyed by the same name.
+"""
+
+from . import data, inits, layers, losses, metrics, optimizers, schedules  # noqa: F401 - they register
+from .base import *  # noqa: F403
+from .base import REQUIRED, UNITS, Registry  # noqa: F401 - named for readers
+from ..ir import DType
+
+# ---------------------------------------------------------------------------------------------
+# Sections and keys
+# ---------------------------------------------------------------------------------------------
+
+SECTIONS = {  # section -> {key: description}
+    "data": {
+        "source": "where the examples come from: csv(...) or npz(...)",
+        "split": "fractions of `source`: { train = 0.8, val = 0.2, stratify = true }",
+        "train": "a separate training file (with `val`, instead of source + split)",
+        "val": "a separate validation file",
+        "normalize": "standard, minmax or none (fitted on the training split only)",
+        "target_normalize": "regression only: standard (default) or none; metrics stay in the target's units",
+        "batch": "examples per step",
+        "shuffle": "reshuffle the training split every epoch",
+        "task": "classification or regression (default: from the loss)",
+    },
+    "model": {},
+    "loss": {},
+    "optimizer": {},
+    "schedule": {},
+    "regularization": {
+        "l2": "penalty lambda/2 * sum(w^2) over weight matrices (not biases)",
+        "clip_grad_norm": "rescale gradients whose global L2 norm exceeds this",
+    },
+    "stop": {
+        "max": "the longest run: N epochs or N steps",
+        "early": "early stopping: plateau(val.loss, patience = 5, ...)",
+        "when": "stop once a metric reaches a threshold: val.accuracy >= 0.99",
+        "budget": "wall-clock limit: 10 min",
+    },
+    "metrics": {},
+    "checkpoint": {
+        "every": "save the weights every N epochs",
+        "keep": "also keep the best weights: best(val.loss)",
+    },
+    "run": {
+        "seed": "seed for initialisation, splits, shuffling and dropout",
+        "device": "auto, cpu, cuda or metal",
+        "precision": "f32",
+    },
+}
+
+VALUE_SECTIONS = {"loss", "optimizer", "schedule", "metrics"}  # written `name = value`
+BLOCK_SECTIONS = {"data", "model", "regularization", "stop", "checkpoint", "run"}  # written `name { ... }`
+
+DTYPES = {"f32": DType.f32}
+DEVICES = ("auto", "cpu", "cuda", "metal")
+

@@ -1,0 +1,72 @@
+"""Layers: the model's building blocks, each with a shape function."""
+
+import inspect
+import math
+
+from ..ir import TensorType
+from .base import *  # noqa: F403 - the schema vocabulary: Int, Float, Choice, registries
+
+# ---- layers ------------------------------------------------------------------------------------
+
+
+@LAYERS.register(params=True)
+def dense(units: Int(min=1), init: InitRef() = "he", bias: Bool = True):
+    """Fully connected layer: y = x @ W + b, W of shape [inputs, units]. The input size is inferred."""
+
+
+def _activation(name: str, doc: str, **params):
+    def f(**kw):
+        pass
+
+    f.__name__ = name
+    f.__doc__ = doc
+    f.__signature__ = inspect.Signature(
+        [inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=t, default=d)
+         for k, (t, d) in params.items()])
+    LAYERS.register(f, elementwise=True)
+
+
+_activation("relu", "Rectified linear unit: max(x, 0).")
+_activation("gelu", "Gaussian error linear unit (tanh approximation).")
+_activation("tanh", "Hyperbolic tangent.")
+_activation("sigmoid", "Logistic sigmoid: 1 / (1 + exp(-x)).")
+_activation("leaky_relu", "Leaky ReLU: x if x > 0 else slope * x.", slope=(NonNegative, 0.01))
+_activation("softmax", "Softmax over the last axis. Losses take logits: use it for outputs you read, "
+            "not before a loss.")
+_activation("dropout", "Zeroes each element with probability p during training and scales the rest by 1/(1-p).",
+            p=(Fraction, 0.5))
+
+
+@LAYERS.register(params=True)
+def batchnorm(momentum: Float(0.0, 1.0) = 0.1, eps: Positive = 1e-5):
+    """Batch normalisation over the batch axis, with learned scale and shift and running statistics for eval."""
+
+
+@LAYERS.register
+def flatten():
+    """Flattens each example to one axis: f32[1, 8, 8] -> f32[64]."""
+
+
+@shape_fn("dense")
+def _dense_shape(x: TensorType, args: dict) -> TensorType:
+    if len(x.shape) != 1:
+        raise ShapeError(f"dense expects one axis of features per example, found {x}",
+                         help="put `flatten` before it")
+    return TensorType(dtype=x.dtype, shape=(args["units"],))
+
+
+@shape_fn("flatten")
+def _flatten_shape(x: TensorType, args: dict) -> TensorType:
+    return TensorType(dtype=x.dtype, shape=(math.prod(x.shape),))
+
+
+@shape_fn("batchnorm")
+def _batchnorm_shape(x: TensorType, args: dict) -> TensorType:
+    if len(x.shape) != 1:
+        raise ShapeError(f"batchnorm here normalises one axis of features per example, found {x}",
+                         help="put `flatten` before it")
+    return x
+
+
+for _name, _entry in LAYERS.entries.items():
+    _entry.extra.setdefault("shape", lambda x, args: x)
