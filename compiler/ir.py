@@ -330,9 +330,20 @@ class Loss:
 
 
 @node
+class Group:
+    """Settings for the layers of one model value or block: `groups = { encoder = { lr = 1e-4 } }`."""
+
+    selector: str  # a model value (`h`) or a block (`mlp`)
+    args: Args  # overrides of the optimizer's arguments
+    span: Span = _span()
+
+
+@node
 class Optimizer:
     kind: str
     args: Args  # lr, momentum, betas, ... with defaults filled
+    groups: tuple[Group, ...] = ()
+    freeze: tuple[str, ...] = ()  # selectors whose parameters are not trained
     span: Span = _span()
 
 
@@ -352,8 +363,12 @@ class Schedule:
 
 @node
 class Regularization:
-    l2: float
+    l1: float  # penalty l1 * sum|w| over weight matrices
+    l2: float  # penalty l2/2 * sum(w^2) over weight matrices (elastic_net adds to both)
+    weight_decay: float  # decoupled: p -= lr * weight_decay * p, every parameter, any optimizer
     clip_grad_norm: float | None
+    clip_grad_value: float | None
+    accumulate: int  # micro-batches per optimizer step
     span: Span = _span()
 
 

@@ -201,6 +201,7 @@ class _Resolver:
         self.items: dict[str, ir.Section | ir.Entry] = {}
         self.broken_values: set[str] = set()
         self.malformed: set[str] = set()  # sections reported as written in the wrong form
+        self.selectors: list[str] = []  # values and blocks that `groups` and `freeze` may name
 
     def guard(self, fn, *args, default=None):
         """Run one resolution step; record its problems and go on with `default`."""
@@ -359,6 +360,7 @@ class _Resolver:
         for stmt in sec.body:
             self.guard(m.statement, stmt)
         self.broken_values = m.broken
+        self.selectors = sorted(set(m.values) - {i.name for i in m.inputs} | set(m.blocks))
         if not m.inputs and not any(isinstance(s, ir.InputDecl) for s in sec.body):
             self.error("E205", "the model has no input", sec.name_span, "declare one: `input x: f32[64]`")
         return ir.Model(inputs=tuple(m.inputs), layers=tuple(m.layers), values=tuple(m.values.items()),
@@ -411,9 +413,53 @@ class _Resolver:
             span = self.missing("optimizer", "optimizer", "`optimizer = adam(lr = 1e-3)`")
             return ir.Optimizer(kind="adam", args=tuple(bind(C.OPTIMIZERS.get("adam"), C.OPTIMIZERS,
                                                              ir.Ref(parts=("adam",), span=span)).items()), span=span)
-        entry = lookup(C.OPTIMIZERS, item.value)
-        args = bind(entry, C.OPTIMIZERS, item.value)
-        return ir.Optimizer(kind=entry.name, args=tuple(args.items()), span=item.value.span)
+        expr = item.value
+        entry = lookup(C.OPTIMIZERS, expr)
+        shared = {k.name: k for k in expr.kwargs if k.name in ("groups", "freeze")} if isinstance(expr, ir.Call) \
+            else {}
+        if shared:  # every optimizer takes these two; they are not part of its own signature
+            expr = ir.Call(name=expr.name, args=expr.args, kwargs=tuple(k for k in expr.kwargs if k.name not in shared),
+                           span=expr.span)
+        args = bind(entry, C.OPTIMIZERS, expr)
+        groups = self.groups(entry, shared["groups"].value) if "groups" in shared else ()
+        freeze = self.freeze(shared["freeze"].value) if "freeze" in shared else ()
+        return ir.Optimizer(kind=entry.name, args=tuple(args.items()), groups=groups, freeze=freeze, span=expr.span)
+
+    def selector(self, name: str, span: ir.Span) -> str:
+        """A model value or block name, as used by `groups` and `freeze`."""
+        if name not in self.selectors:
+            raise _err("E206", f"unknown model value or block '{name}'", span,
+                       did_you_mean(name, self.selectors) or one_of(self.selectors or ["(none)"]))
+        return name
+
+    def groups(self, entry: C.Entry, expr: ir.Expr) -> tuple[ir.Group, ...]:
+        if not isinstance(expr, ir.Record):
+            raise _err("E303", f"groups must be a record like {{ encoder = {{ lr = 1e-4 }} }}, found {_describe(expr)}",
+                       expr.span)
+        out = []
+        for e in expr.entries:
+            sel = self.selector(e.key, e.key_span)
+            if not isinstance(e.value, ir.Record):
+                raise _err("E303", f"the settings of group '{sel}' must be a record like {{ lr = 1e-4 }}",
+                           e.value.span)
+            call = ir.Call(name=ir.Ref(parts=(entry.name,), span=e.span), args=(),
+                           kwargs=tuple(ir.KwArg(name=s.key, value=s.value, span=s.span) for s in e.value.entries),
+                           span=e.span)
+            given = {s.key for s in e.value.entries}
+            bound = bind(entry, C.OPTIMIZERS, call)
+            out.append(ir.Group(selector=sel, args=tuple((k, v) for k, v in bound.items() if k in given),
+                                span=e.span))
+        return tuple(out)
+
+    def freeze(self, expr: ir.Expr) -> tuple[str, ...]:
+        items = expr.items if isinstance(expr, ir.ListExpr) else (expr,)
+        out = []
+        for i in items:
+            if not (isinstance(i, ir.Ref) and len(i.parts) == 1):
+                raise _err("E303", f"freeze lists model values or blocks, like [encoder], found {_describe(i)}",
+                           i.span)
+            out.append(self.selector(i.dotted, i.span))
+        return tuple(out)
 
     def schedule(self) -> ir.Schedule:
         item = self.items.get("schedule")
@@ -459,9 +505,21 @@ class _Resolver:
         keys = self.keys("regularization")
         sec = self.items.get("regularization")
         get = self.getter("regularization", keys)
-        return ir.Regularization(l2=get("l2", C.NonNegative, 0.0),
+        l1, l2 = get("l1", C.NonNegative, 0.0), get("l2", C.NonNegative, 0.0)
+        if "elastic_net" in keys:
+            # scikit-learn's form: alpha * (l1_ratio * |w|_1 + (1 - l1_ratio) / 2 * |w|^2)
+            en = self.guard(self.elastic_net, keys["elastic_net"].value)
+            if en:
+                l1, l2 = l1 + en["alpha"] * en["l1_ratio"], l2 + en["alpha"] * (1 - en["l1_ratio"])
+        return ir.Regularization(l1=l1, l2=l2, weight_decay=get("weight_decay", C.NonNegative, 0.0),
                                  clip_grad_norm=get("clip_grad_norm", C.Positive, None),
+                                 clip_grad_value=get("clip_grad_value", C.Positive, None),
+                                 accumulate=get("accumulate", C.Int(min=1), 1),
                                  span=sec.span if sec else ir.NOWHERE)
+
+    def elastic_net(self, expr: ir.Expr) -> dict:
+        entry = lookup(C.REGULARIZERS, expr, "elastic_net(alpha, l1_ratio)")
+        return bind(entry, C.REGULARIZERS, expr)
 
     def stop(self) -> ir.Stop:
         keys = self.keys("stop")

@@ -127,7 +127,7 @@ def _save(program, path: Path) -> None:
 
 def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None = None) -> Result:
     """Compile the spec over the loaded data and train it. Raises SpecError on data/spec mismatches."""
-    from ..compiler.lower import finish_eval, lower  # tinygrad is imported only once training starts
+    from ..compiler.lower import finish_eval, finish_train, lower  # tinygrad is imported only once training starts
 
     problems = check_against_data(spec, ds)
     if problems:
@@ -137,7 +137,7 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
     t0 = time.perf_counter()
     tn = ds.target_normalizer
     program = lower(spec, ds.x_train, ds.y_train, ds.x_val, ds.y_val, tn.shift if tn else None,
-                    tn.scale if tn else None)
+                    tn.scale if tn else None, n_classes=ds.n_classes)
 
     from tinygrad import Tensor
 
@@ -160,11 +160,15 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
         eval_idx.append(Tensor(np.where(idx < program.n_val, idx, 0).astype(np.int32)).realize())
         eval_mask.append(Tensor(mask).realize())
 
-    def evaluate() -> dict[str, float]:
+    def evaluate() -> dict[str, object]:
         program.eval_acc.assign(Tensor.zeros(program.eval_acc.shape)).realize()
+        chunks = []
         for idx, mask in zip(eval_idx, eval_mask):
-            program.eval_step(idx, mask)
-        return finish_eval(program, program.eval_acc.numpy())
+            scores = program.eval_step(idx, mask)
+            if program.host_metrics:  # AUC and the like need every example's score: one copy per chunk
+                chunks.append(scores.numpy())
+        scores = np.concatenate(chunks)[:program.n_val] if chunks else None
+        return finish_eval(program, program.eval_acc.numpy(), scores, ds.y_val)
 
     early = spec.stop.early
     # "best" is judged by the early-stopping monitor, else by val.loss
@@ -210,12 +214,14 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
                     break
             acc = program.train_acc.numpy()  # also waits for the epoch's last step
             train_seconds = time.perf_counter() - t_epoch
-            program.train_acc.assign(Tensor.zeros(2)).realize()
-            train_loss = float(acc[0] / max(acc[1], 1))
+            program.train_acc.assign(Tensor.zeros(program.train_acc.shape)).realize()
+            train = finish_train(program, acc)
+            train_loss = train["loss"]
             val = evaluate()
             seconds = time.perf_counter() - t_epoch
-            row = {"epoch": epoch, "step": step, "lr": lr, "train.loss": train_loss}
-            row.update({f"val.{k}": v for k, v in val.items()})
+            row = {"epoch": epoch, "step": step, "lr": lr}
+            row.update({f"train.{k}": v for k, v in train.items()})
+            row.update({f"val.{k}": v for k, v in val.items() if not isinstance(v, list)})
             row["time"] = round(time.perf_counter() - t_train, 3)
             history.append(row)
             metrics_file.write(json.dumps(json_safe(row), allow_nan=False) + "\n")

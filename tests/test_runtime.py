@@ -17,7 +17,6 @@ import itertools
 import json
 import math
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -349,13 +348,14 @@ def test_losses_against_torch():
 
 def _metric(kind: str, pred: np.ndarray, y: np.ndarray) -> float:
     from tinygrad import Tensor, dtypes
-    from trainc.compiler.lower import METRIC_SUM, finish_eval
+    from trainc.compiler.lower import METRIC_IMPL, MetricCtx
 
     yt = Tensor(y, dtype=dtypes.int32) if y.dtype.kind == "i" else Tensor(y.astype(np.float32))
-    per = METRIC_SUM[kind](Tensor(pred.astype(np.float32)), yt).numpy()
-    assert per.shape == (len(pred),)
-    sums = np.array([0.0, len(pred), per.sum()])
-    return finish_eval(SimpleNamespace(metric_kinds=(kind,)), sums)[kind]
+    impl = METRIC_IMPL[kind]
+    ctx = MetricCtx(n_classes=int(y.max()) + 1 if y.dtype.kind == "i" else None, n_outputs=pred.shape[1])
+    state = impl.update(Tensor(pred.astype(np.float32)), yt, Tensor.ones(len(pred)), ctx, {}).numpy()
+    assert state.shape == (impl.size(ctx, {}),)
+    return impl.finish(state, float(len(pred)), ctx, {})
 
 
 def test_metric_accuracy_many_logits():
@@ -409,7 +409,7 @@ def test_eval_step_regression_metrics_in_target_units():
     spec = analyze(REG_SPEC, "reg.train")
     prog = lower(spec, x_tr.astype(np.float32), y_tr.astype(np.float32), x_va.astype(np.float32),
                  y_va.astype(np.float32), shift.astype(np.float32), scale.astype(np.float32))
-    assert prog.metric_kinds == ("rmse", "mae") and prog.eval_batch == 10
+    assert [s.kind for s in prog.val_slots] == ["rmse", "mae"] and prog.eval_batch == 10
     w = {k: t.numpy().astype(np.float64) for k, t in prog.named_params().items()}
     # half the rows masked out: they must not count
     mask = np.array([1, 1, 0, 1, 1, 0, 1, 1, 1, 0], dtype=np.float32)

@@ -32,8 +32,13 @@ SECTIONS = {  # section -> {key: description}
     "optimizer": {},
     "schedule": {},
     "regularization": {
-        "l2": "penalty lambda/2 * sum(w^2) over weight matrices (not biases)",
+        "l1": "penalty l1 * sum|w| over weight matrices (not biases)",
+        "l2": "penalty l2/2 * sum(w^2) over weight matrices (not biases)",
+        "elastic_net": "elastic_net(alpha, l1_ratio = 0.5): both penalties, scikit-learn's form",
+        "weight_decay": "decoupled decay p -= lr * weight_decay * p on every parameter, any optimizer",
         "clip_grad_norm": "rescale gradients whose global L2 norm exceeds this",
+        "clip_grad_value": "clamp every gradient element to [-v, v]",
+        "accumulate": "micro-batches of `data.batch` per optimizer step (gradient accumulation)",
     },
     "stop": {
         "max": "the longest run: N epochs or N steps",

@@ -221,6 +221,7 @@ SCHEDULES = Registry("schedule")
 METRICS = Registry("metric")
 SOURCES = Registry("data source")
 STOP_RULES = Registry("stopping rule")
+REGULARIZERS = Registry("regularizer")
 
 
 class ShapeError(Exception):

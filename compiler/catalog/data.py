@@ -1,4 +1,4 @@
-"""Data sources and stopping rules."""
+"""Data sources, stopping rules and regularizers."""
 
 from .base import *  # noqa: F403 - the schema vocabulary: Int, Float, Choice, registries
 
@@ -22,3 +22,11 @@ def npz(path: String, x: String = "x", y: String = "y"):
 def plateau(monitor: MetricName(), patience: Int(min=1) = 5, min_delta: NonNegative = 0.0,
             restore_best: Bool = True, mode: Choice("auto", "min", "max") = "auto"):
     """Early stopping: stop when `monitor` has not improved by `min_delta` for `patience` evaluations."""
+
+
+# ---- regularizers ------------------------------------------------------------------------------
+
+
+@REGULARIZERS.register
+def elastic_net(alpha: NonNegative, l1_ratio: Float(0.0, 1.0) = 0.5):
+    """alpha * (l1_ratio * sum|w| + (1 - l1_ratio) / 2 * sum(w^2)) over weight matrices."""

@@ -3,14 +3,15 @@
 The only part of the compiler that imports tinygrad (this package: layers, losses, metrics and
 optimizers each have a module with their implementations, keyed by the catalogue's names).
 
-One `TinyJit` holds the whole training step (batch gather on device, forward, loss, L2,
-backward, gradient clipping, optimizer update, on-device loss accumulation); another holds
-evaluation. The learning rate is an input of the
-step, so a schedule never recompiles anything.
+One `TinyJit` holds the whole training step (batch gather on device, forward, loss,
+backward, penalties, gradient clipping, optimizer update, on-device accumulation of the loss
+and the train metrics); another holds evaluation. The learning rate is an input of the step,
+so a schedule never recompiles anything.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -20,8 +21,8 @@ from tinygrad import Context, Device, Tensor, TinyJit, dtypes
 from .. import ir
 from ..diagnostics import Diagnostic, SpecError
 from .layers import INIT_IMPL, LAYER_IMPL, MAKE, LayerState
-from .losses import LOSS_IMPL
-from .metrics import METRIC_FINISH, METRIC_SUM
+from .losses import LOSS_IMPL, PAIRWISE
+from .metrics import METRIC_IMPL, MetricCtx, Slot, finish, layout
 from .optim import OPT_IMPL
 
 # ---------------------------------------------------------------------------------------------
@@ -49,22 +50,43 @@ def select_device(run: ir.Run) -> str:
 
 @dataclass
 class Program:
-    """What the runtime drives. Tensors live on `device`; the two jitted functions own the graph."""
+    """What the runtime drives. Tensors live on `device`; the jitted functions own the graph.
+
+    With `accumulate = 1` one jitted `train_step(idx, lr)` is the whole step. With `accumulate = N`
+    the step is split in two jitted functions: `micro_step(idx)` adds one micro-batch's gradients
+    to buffers, `apply_step(lr)` updates the parameters from their mean; `step()` drives either.
+    """
 
     spec: ir.Spec
     device: str
     layers: dict[str, LayerState]
     opt_state: dict[str, dict[str, Tensor]]
-    metric_kinds: tuple[str, ...]
+    ctx: MetricCtx
+    train_slots: tuple[Slot, ...]  # metrics accumulated during training (after [loss, count])
+    val_slots: tuple[Slot, ...]
+    host_metrics: tuple[tuple[str, dict], ...]  # (kind, args) of metrics finished on the host (val only)
     train_batch: int
     eval_batch: int
     n_train: int
     n_val: int
-    train_step: Callable  # (idx int32[B], lr f32[1]) -> total loss (scalar, with L2)
-    eval_step: Callable  # (idx int32[E], mask f32[E]) -> None; accumulates into eval_acc
-    train_acc: Tensor  # [2]: sum of data loss over steps, number of steps
-    eval_acc: Tensor  # [2 + metrics]: loss sum, count, metric sums
+    accumulate: int
+    train_step: Callable | None  # (idx int32[B], lr f32[1]) -> total loss (scalar, with penalties)
+    micro_step: Callable | None  # (idx int32[B]) -> data loss
+    apply_step: Callable | None  # (lr f32[1]) -> None
+    eval_step: Callable  # (idx int32[E], mask f32[E]) -> per-example host scores [E, H] (or a dummy)
+    train_acc: Tensor  # [loss sum, steps, train metric states...]
+    eval_acc: Tensor  # [loss sum, count, val metric states...]
     step_count: Tensor  # [1]: optimizer steps taken (Adam's t)
+    frozen: tuple[str, ...] = ()  # parameter names that are not trained
+
+    def step(self, idxs: list[Tensor], lr: Tensor) -> None:
+        """One optimizer step over `accumulate` micro-batches."""
+        if self.train_step is not None:
+            self.train_step(idxs[0], lr)
+            return
+        for idx in idxs:
+            self.micro_step(idx)
+        self.apply_step(lr)
 
     def named_params(self) -> dict[str, Tensor]:
         return {f"{ln}.{k}": t for ln, st in self.layers.items() for k, t in st.params.items()}
@@ -76,6 +98,10 @@ class Program:
         """Everything that defines the model (for checkpoints and restore-best)."""
         return {**self.named_params(), **self.named_buffers()}
 
+    def optimizer_state(self) -> dict[str, Tensor]:
+        return {"step_count": self.step_count, **{f"{p}.{k}": t for p, st in self.opt_state.items()
+                                                   for k, t in st.items()}}
+
 
 def _to_tensor(a: np.ndarray, dtype=dtypes.float32) -> Tensor:
     """A realized device copy of a host array: float32, or int32 for class labels."""
@@ -83,8 +109,23 @@ def _to_tensor(a: np.ndarray, dtype=dtypes.float32) -> Tensor:
     return Tensor(host, dtype=dtype).realize()
 
 
+def selects(selector: str, layer_name: str) -> bool:
+    """Whether `groups`/`freeze` selector names this layer: its value (`h`) or a block it is in (`mlp`)."""
+    parts = layer_name.split(".")
+    return parts[0] == selector or any(re.sub(r"\d+$", "", p) == selector for p in parts[1:-1])
+
+
+def _class_weights(weights, class_counts: np.ndarray | None) -> tuple[float, ...] | None:
+    """`balanced`: n / (K * count_k) from the training labels (scikit-learn's formula)."""
+    if weights != "balanced":
+        return weights
+    counts = np.maximum(class_counts.astype(np.float64), 1.0)
+    return tuple(float(w) for w in counts.sum() / (len(counts) * counts))
+
+
 def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-          target_shift: np.ndarray | None = None, target_scale: np.ndarray | None = None) -> Program:
+          target_shift: np.ndarray | None = None, target_scale: np.ndarray | None = None,
+          n_classes: int | None = None) -> Program:
     """Build the program for a checked spec over arrays already loaded and normalised.
 
     Regression targets may be standardised (`target_shift`, `target_scale`): the loss sees them
@@ -94,7 +135,11 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
     rng = np.random.default_rng(spec.run.seed)
     model = spec.model
     task = spec.data.task
-    y_dtype = dtypes.int32 if task == ir.Task.classification else dtypes.float32
+    classify = task == ir.Task.classification
+    y_dtype = dtypes.int32 if classify else dtypes.float32
+    if classify and n_classes is None:
+        n_classes = int(max(y_train.max(), y_val.max())) + 1
+    class_counts = np.bincount(y_train.astype(np.int64), minlength=n_classes) if classify else None
 
     # Parameters, in layer order so that initialisation is seed-stable.
     types = {i.name: i.type for i in model.inputs}
@@ -104,18 +149,30 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
         st = make(layer, types[layer.inputs[0]], rng) if make else LayerState()
         st.params = {k: _to_tensor(v) for k, v in st.params.items()}
         st.buffers = {k: _to_tensor(v) for k, v in st.buffers.items()}
-        for t in st.params.values():
-            t.requires_grad = True
         layers[layer.name] = st
         types[layer.name] = layer.out
-    named_params = [(f"{ln}.{k}", t) for ln, st in layers.items() for k, t in st.params.items()]
-    params = [t for _, t in named_params]
-    weights = [st.params["W"] for st in layers.values() if "W" in st.params]  # L2 applies to weights only
 
+    # Which parameters train, and with which optimizer settings (groups: the last match wins).
     opt = spec.optimizer
-    oargs = ir.argdict(opt.args)
+    base = ir.argdict(opt.args)
+    trained, frozen, pargs = [], [], {}
+    for ln, st in layers.items():
+        for k, t in st.params.items():
+            name = f"{ln}.{k}"
+            if any(selects(sel, ln) for sel in opt.freeze):
+                frozen.append(name)
+                continue
+            a = dict(base)
+            for g in opt.groups:
+                if selects(g.selector, ln):
+                    a.update(dict(g.args))
+            t.requires_grad = True
+            trained.append((name, t, k == "W"))  # penalties apply to weight matrices only
+            pargs[name] = a
+    params = [t for _, t, _ in trained]
+
     make_state, update = OPT_IMPL[opt.kind]
-    opt_state = {name: make_state(t, oargs) for name, t in named_params}
+    opt_state = {name: make_state(t, pargs[name]) for name, t, _ in trained}
     for s in opt_state.values():
         for t in s.values():
             t.realize()
@@ -125,9 +182,19 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
     X_va, Y_va = _to_tensor(x_val), _to_tensor(y_val, y_dtype)
     input_name = model.inputs[0].name
     values = dict(model.values)
-    terms = spec.loss.terms
-    metric_kinds = tuple(m.kind for m in spec.metrics)
-    metric_pred = values[terms[0].pred]  # metrics read the first loss term's prediction
+    terms = [(t, ir.argdict(t.args)) for t in spec.loss.terms]
+    for _, a in terms:
+        if "weights" in a:
+            a["weights"] = _class_weights(a["weights"], class_counts)
+    metric_pred = values[spec.loss.terms[0].pred]  # metrics read the first loss term's prediction
+    pred_width = next((la.out.shape[-1] for la in model.layers if la.name == metric_pred), 1)
+    ctx = MetricCtx(n_classes=n_classes, n_outputs=pred_width)
+    kinds_args = [(m.kind, ir.argdict(m.args)) for m in spec.metrics]
+    val_slots, val_size = layout(kinds_args, ctx, "val")
+    train_slots, train_size = layout([(k, a) for k, a in kinds_args if METRIC_IMPL[k].scalar], ctx, "train")
+    host_metrics = tuple((k, a) for k, a in kinds_args if METRIC_IMPL[k].host is not None)
+    t_scale = _to_tensor(target_scale) if target_scale is not None else None
+    t_shift = _to_tensor(target_shift) if target_shift is not None else None
 
     def forward(x: Tensor, training: bool) -> dict[str, Tensor]:
         out = {input_name: x}
@@ -136,80 +203,149 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
                                                    ir.argdict(layer.args), training)
         return out
 
-    def data_loss(out: dict[str, Tensor], y: Tensor) -> Tensor:
+    def data_loss(out: dict[str, Tensor], y: Tensor, mask: Tensor | None = None) -> Tensor:
         """Per-example weighted sum of the loss terms: [B]."""
         total = None
-        for term in terms:
+        for term, a in terms:
             pred = out[values[term.pred]]
-            target = y if task == ir.Task.classification else y.reshape(pred.shape)
-            v = LOSS_IMPL[term.kind](pred, target, **ir.argdict(term.args)) * term.weight
+            target = y if classify else y.reshape(pred.shape)
+            extra = {"mask": mask} if PAIRWISE.get(term.kind) else {}
+            v = LOSS_IMPL[term.kind](pred, target, **a, **extra) * term.weight
             total = v if total is None else total + v
         return total
 
-    train_acc = Tensor.zeros(2).contiguous().realize()
-    l2 = spec.regularization.l2
-    clip = spec.regularization.clip_grad_norm
+    def metric_inputs(out: dict[str, Tensor], y: Tensor) -> tuple[Tensor, Tensor]:
+        """The prediction and target metrics see: in the data's units for standardised targets."""
+        pred = out[metric_pred]
+        target = y if classify else y.reshape(pred.shape)
+        if t_scale is not None:
+            pred, target = pred * t_scale + t_shift, target * t_scale + t_shift
+        return pred, target
+
+    def metric_state(slots, out, y, mask) -> list[Tensor]:
+        pred, target = metric_inputs(out, y)
+        return [s.impl.update(pred.detach(), target, mask, ctx, s.args) for s in slots]
+
+    reg = spec.regularization
+
+    def penalty() -> Tensor | float:
+        """The value of the L1/L2 penalties (their gradients are added to the step directly)."""
+        total = 0.0
+        for _, w, is_w in trained:
+            if is_w and reg.l2:
+                total = total + (reg.l2 / 2) * (w * w).sum()
+            if is_w and reg.l1:
+                total = total + reg.l1 * w.abs().sum()
+        return total
+
+    def apply(grads: list[Tensor], lr: Tensor) -> list[Tensor]:
+        """Penalties, clipping, decoupled decay and the optimizer update; returns what to realize."""
+        grads = list(grads)
+        for i, (_, w, is_w) in enumerate(trained):
+            if is_w and reg.l2:
+                grads[i] = grads[i] + reg.l2 * w.detach()
+            if is_w and reg.l1:
+                grads[i] = grads[i] + reg.l1 * w.detach().sign()
+        if reg.clip_grad_value:
+            grads = [g.clip(-reg.clip_grad_value, reg.clip_grad_value) for g in grads]
+        if reg.clip_grad_norm:
+            norm = sum((g * g).sum() for g in grads).sqrt()
+            coef = (reg.clip_grad_norm / (norm + 1e-6)).minimum(1.0)
+            grads = [g * coef for g in grads]
+        t = step_count.assign(step_count + 1)
+        pending = [t]
+        lr_ = lr.reshape(())
+        for (name, p, _), g in zip(trained, grads):
+            a = pargs[name]
+            plr = lr_ * (a["lr"] / base["lr"]) if a["lr"] != base["lr"] else lr_  # groups scale with the schedule
+            w = p.detach()
+            new, state = update(w, g, opt_state[name], plr, t.reshape(()), a)
+            if reg.weight_decay:  # decoupled, as in AdamW, for any optimizer
+                new = new - plr * reg.weight_decay * w
+            pending += [p.assign(new), *state]
+        return pending
+
+    def gather(idx: Tensor) -> tuple[Tensor, Tensor]:
+        with Context(SPLIT_REDUCEOP=0):  # the gather as one small kernel (see PERF.md)
+            return X_tr[idx].contiguous().realize(), Y_tr[idx].contiguous().realize()
+
+    train_acc = Tensor.zeros(train_size).contiguous().realize()
+
+    def forward_backward(idx: Tensor) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        x, y = gather(idx)
+        out = forward(x, True)
+        dloss = data_loss(out, y).mean()
+        grads = dloss.gradient(*params)
+        b = idx.shape[0]
+        acc = [dloss.detach().reshape(1) * b, Tensor.full((1,), float(b))]  # [loss sum, examples]
+        acc += metric_state(train_slots, out, y, Tensor.ones(b))
+        pending = [train_acc.assign(train_acc + Tensor.cat(*acc))]
+        for st in layers.values():
+            pending += st.pending
+            st.pending = []
+        return dloss, grads, pending
 
     def step(idx: Tensor, lr: Tensor) -> Tensor:
         with Context(TRAINING=1):
-            with Context(SPLIT_REDUCEOP=0):  # the gather as one small kernel (see PERF.md)
-                x = X_tr[idx].contiguous().realize()
-                y = Y_tr[idx].contiguous().realize()
-            out = forward(x, True)
-            dloss = data_loss(out, y).mean()
-            loss = dloss
-            if l2:
-                loss = loss + (l2 / 2) * sum((w * w).sum() for w in weights)
-            grads = loss.gradient(*params)
-            if clip:
-                norm = sum((g * g).sum() for g in grads).sqrt()
-                coef = (clip / (norm + 1e-6)).minimum(1.0)
-                grads = [g * coef for g in grads]
-            t = step_count.assign(step_count + 1)
-            pending = [t, train_acc.assign(train_acc + Tensor.stack(dloss.detach(), Tensor(1.0)))]
-            lr_ = lr.reshape(())
-            for (name, p), g in zip(named_params, grads):
-                pending += update(p, g, opt_state[name], lr_, t.reshape(()), oargs)
-            for st in layers.values():
-                pending += st.pending
-                st.pending = []
+            dloss, grads, pending = forward_backward(idx)
+            loss = dloss + penalty()
+            pending += apply(grads, lr)
             Tensor.realize(loss, *pending)
             return loss
 
-    eval_acc = Tensor.zeros(2 + len(metric_kinds)).contiguous().realize()
-    t_scale = _to_tensor(target_scale) if target_scale is not None else None
-    t_shift = _to_tensor(target_shift) if target_shift is not None else None
+    n = reg.accumulate
+    grad_bufs = [Tensor.zeros(p.shape).contiguous().realize() for p in params] if n > 1 else []
 
-    def evaluate(idx: Tensor, mask: Tensor) -> None:
+    def micro_step(idx: Tensor) -> Tensor:
+        with Context(TRAINING=1):
+            dloss, grads, pending = forward_backward(idx)
+            pending += [b.assign(b + g) for b, g in zip(grad_bufs, grads)]
+            Tensor.realize(dloss, *pending)
+            return dloss
+
+    def apply_step(lr: Tensor) -> None:
+        with Context(TRAINING=1):
+            pending = apply([b / n for b in grad_bufs], lr)
+            pending += [b.assign(b.zeros_like()) for b in grad_bufs]
+            Tensor.realize(*pending)
+
+    eval_acc = Tensor.zeros(val_size).contiguous().realize()
+
+    def evaluate(idx: Tensor, mask: Tensor) -> Tensor:
         x = X_va[idx]
         y = Y_va[idx]
         out = forward(x, False)
-        per = [data_loss(out, y), Tensor.ones(mask.shape)]
-        pred = out[metric_pred]
-        target = y if task == ir.Task.classification else y.reshape(pred.shape)
-        if t_scale is not None:
-            pred, target = pred * t_scale + t_shift, target * t_scale + t_shift
-        for kind in metric_kinds:
-            per.append(METRIC_SUM[kind](pred, target))
-        sums = (Tensor.stack(*per, dim=1) * mask.reshape(-1, 1)).sum(0)
-        eval_acc.assign(eval_acc + sums).realize()
+        acc = [(data_loss(out, y, mask) * mask).sum().reshape(1), mask.sum().reshape(1)]
+        acc += metric_state(val_slots, out, y, mask)
+        pending = [eval_acc.assign(eval_acc + Tensor.cat(*acc))]
+        pred, _ = metric_inputs(out, y)
+        scores = [METRIC_IMPL[k].scores(pred, ctx, a) for k, a in host_metrics]
+        result = Tensor.stack(*scores, dim=1) if scores else mask.reshape(-1, 1)
+        Tensor.realize(result, *pending)
+        return result
 
     n_train, n_val = len(x_train), len(x_val)
-    batch = spec.data.batch
-    return Program(spec=spec, device=device, layers=layers, opt_state=opt_state, metric_kinds=metric_kinds,
-                   train_batch=batch, eval_batch=min(n_val, 512), n_train=n_train, n_val=n_val,
-                   train_step=TinyJit(step), eval_step=TinyJit(evaluate), train_acc=train_acc, eval_acc=eval_acc,
-                   step_count=step_count)
+    return Program(spec=spec, device=device, layers=layers, opt_state=opt_state, ctx=ctx, train_slots=train_slots,
+                   val_slots=val_slots, host_metrics=host_metrics, train_batch=spec.data.batch,
+                   eval_batch=min(n_val, 512), n_train=n_train, n_val=n_val, accumulate=n,
+                   train_step=TinyJit(step) if n == 1 else None, micro_step=TinyJit(micro_step) if n > 1 else None,
+                   apply_step=TinyJit(apply_step) if n > 1 else None, eval_step=TinyJit(evaluate),
+                   train_acc=train_acc, eval_acc=eval_acc, step_count=step_count, frozen=tuple(frozen))
 
 
-def finish_eval(program: Program, sums: np.ndarray) -> dict[str, float]:
-    """Host side of evaluation: sums -> {loss, metric...}."""
-    n = float(sums[1])
-    out = {"loss": float(sums[0]) / n}
-    for kind, s in zip(program.metric_kinds, sums[2:]):
-        out[kind] = METRIC_FINISH[kind](float(s), n)
+def finish_train(program: Program, state: np.ndarray) -> dict[str, object]:
+    """Host side of the training accumulators: the epoch's mean loss and the train metrics."""
+    return finish(program.train_slots, state, program.ctx)
+
+
+def finish_eval(program: Program, state: np.ndarray, scores: np.ndarray | None = None,
+                labels: np.ndarray | None = None) -> dict[str, object]:
+    """Host side of evaluation: the state vector (and host scores) -> {loss, metric: value}."""
+    out = finish(program.val_slots, state, program.ctx)
+    for j, (kind, args) in enumerate(program.host_metrics):
+        out[kind] = METRIC_IMPL[kind].host(scores[:, j], labels, program.ctx, args)
     return out
 
 
-__all__ = ["lower", "Program", "finish_eval", "select_device", "INIT_IMPL", "LAYER_IMPL", "LOSS_IMPL", "METRIC_SUM",
-           "METRIC_FINISH", "OPT_IMPL", "LayerState"]
+__all__ = ["lower", "Program", "finish_eval", "finish_train", "select_device", "selects", "INIT_IMPL", "LAYER_IMPL",
+           "LOSS_IMPL", "METRIC_IMPL", "OPT_IMPL", "LayerState", "MetricCtx"]

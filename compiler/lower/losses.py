@@ -28,3 +28,6 @@ LOSS_IMPL: dict[str, Callable] = {
     "bce": _bce,
     "cross_entropy": _cross_entropy,
 }
+
+# Losses that compare examples of a batch with each other; they get the batch's mask in evaluation.
+PAIRWISE: dict[str, bool] = {}
