@@ -54,6 +54,12 @@ def check_against_data(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
         diags.append(Diagnostic(code="E505", message=f"batch {spec.data.batch} is larger than the training split "
                                 f"({len(ds.x_train)} examples)", span=spec.data.span,
                                 help=f"use `batch = {min(len(ds.x_train), 32)}` or fewer"))
+    elif spec.data.batch * spec.regularization.accumulate > len(ds.x_train):
+        n = spec.data.batch * spec.regularization.accumulate
+        diags.append(Diagnostic(code="E505", message=f"batch {spec.data.batch} x accumulate "
+                                f"{spec.regularization.accumulate} = {n} is larger than the training split "
+                                f"({len(ds.x_train)} examples)", span=spec.regularization.span,
+                                help="lower `accumulate` or `data.batch`"))
     return diags
 
 
@@ -142,7 +148,8 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
     from tinygrad import Tensor
 
     batch = program.train_batch
-    per_epoch = program.n_train // batch  # the last partial batch is dropped: one shape, one compiled step
+    micro = program.accumulate  # micro-batches per optimizer step
+    per_epoch = program.n_train // (batch * micro)  # the last partial step is dropped: one shape, one compiled step
     mx = spec.stop.max
     total_steps = int(mx.value) * per_epoch if mx.unit == ir.Unit.epochs else int(mx.value)
     max_epochs = int(mx.value) if mx.unit == ir.Unit.epochs else math.ceil(total_steps / per_epoch)
@@ -197,8 +204,9 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
                 if step >= total_steps:
                     break
                 lr = lr_at(step)
-                idx = Tensor(order[b * batch:(b + 1) * batch].astype(np.int32))
-                program.train_step(idx, Tensor([lr], dtype="float32"))
+                first = b * batch * micro
+                idxs = [Tensor(order[first + i * batch:first + (i + 1) * batch].astype(np.int32)) for i in range(micro)]
+                program.step(idxs, Tensor([lr], dtype="float32"))
                 step += 1
                 steps_this_epoch += 1
                 if step == 2:  # TinyJit has traced and captured the step: what is left is replay
@@ -207,7 +215,7 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
                     compile_in_epoch = time.perf_counter() - t_epoch
                 if progress.want_step():
                     acc = program.train_acc.numpy()
-                    rate = steps_this_epoch * batch / max(time.perf_counter() - t_epoch, 1e-9)
+                    rate = steps_this_epoch * batch * micro / max(time.perf_counter() - t_epoch, 1e-9)
                     progress.step(epoch, max_epochs, step, b + 1, per_epoch, float(acc[0] / max(acc[1], 1)), rate)
                 if spec.stop.budget and time.perf_counter() - t_train > spec.stop.budget:
                     stop_reason = f"time budget of {spec.stop.budget:g} s used"
@@ -229,7 +237,7 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
             # throughput without the one-off tracing and compiling of the first steps
             fast_steps = steps_this_epoch - (2 if epoch == 1 and step >= 2 else 0)
             fast_seconds = train_seconds - (compile_in_epoch if epoch == 1 else 0.0)
-            rate = fast_steps * batch / fast_seconds if fast_steps > 0 and fast_seconds > 0 else 0.0
+            rate = fast_steps * batch * micro / fast_seconds if fast_steps > 0 and fast_seconds > 0 else 0.0
             progress.epoch(row, max_epochs, seconds, rate,
                            note=f"incl. {compile_in_epoch:.1f}s compiling" if epoch == 1 and startup else None)
 
