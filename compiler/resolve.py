@@ -79,6 +79,16 @@ def convert(expr: ir.Expr, typ, what: str):
         if isinstance(expr, ir.ListExpr) and all(isinstance(i, ir.Str) for i in expr.items) and expr.items:
             return tuple(i.value for i in expr.items)
         raise _err("E303", f"{what} must be {typ.describe()}, found {_describe(expr)}", expr.span)
+    if isinstance(typ, C.NumList):
+        if isinstance(expr, ir.Ref) and expr.dotted in typ.words:
+            return expr.dotted
+        if isinstance(expr, ir.ListExpr) and expr.items and all(isinstance(i, ir.Number) for i in expr.items):
+            values = tuple(float(i.value) for i in expr.items)
+            bad = next((i for i in expr.items if typ.positive and i.value <= 0), None)
+            if bad is not None:
+                raise _err("E304", f"{what} must be positive, found {bad.value:g}", bad.span)
+            return values
+        raise _err("E303", f"{what} must be {typ.describe()}, found {_describe(expr)}", expr.span)
     if isinstance(typ, C.Choice):
         word = expr.dotted if isinstance(expr, ir.Ref) else expr.value if isinstance(expr, ir.Str) else None
         if word in typ.options:

@@ -81,6 +81,17 @@ class Names:
 
 
 @dataclass(frozen=True)
+class NumList:
+    """A list of numbers, or one of a few bare words: `weights = [1, 2, 1]` or `weights = balanced`."""
+
+    words: tuple[str, ...] = ()
+    positive: bool = True
+
+    def describe(self) -> str:
+        return "a list of numbers" + "".join(f" or {w}" for w in self.words)
+
+
+@dataclass(frozen=True)
 class Choice:
     """One of a fixed set of bare words: `normalize = standard`."""
 
