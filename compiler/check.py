@@ -42,8 +42,12 @@ def value_type(model: ir.Model, value: str) -> ir.TensorType | None:
 
 
 def metric_names(spec: ir.Spec, split: str = "val") -> list[str]:
-    """What is measured on a split: the loss on both, the configured metrics on val."""
-    return ["loss"] + ([m.kind for m in spec.metrics] if split == "val" else [])
+    """What is measured on a split: the loss and the configured metrics; on train, only those that
+    accumulate during the steps (not the ones that need every example at once, like auc)."""
+    kinds = [m.kind for m in spec.metrics]
+    if split == "train":
+        kinds = [k for k in kinds if not C.METRICS.get(k).extra.get("val_only")]
+    return ["loss"] + kinds
 
 
 def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
@@ -73,11 +77,29 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
         if term.kind == "cross_entropy" and len(t.shape) == 1 and t.shape[0] < 2:
             diags.append(Diagnostic(code="E402", message=f"cross_entropy needs one logit per class, '{term.pred}' "
                                     f"is {t}", span=term.span, help="end the model with dense(<classes>), or use bce"))
+        weights = dict(term.args).get("weights")
+        if isinstance(weights, tuple) and len(t.shape) == 1 and len(weights) != t.shape[0]:
+            diags.append(Diagnostic(code="E402", message=f"weights has {len(weights)} entries but '{term.pred}' has "
+                                    f"{t.shape[0]} classes", span=term.span,
+                                    help=f"give one weight per class ({t.shape[0]}), or `weights = balanced`"))
 
     for extra in model.inputs[1:]:
         diags.append(Diagnostic(code="E309", message=f"a second input '{extra.name}': a model reads one input "
                                 "(the data's feature columns)", span=extra.span,
                                 help="declare one input; several inputs are not supported yet"))
+
+    embedding = next((t for t in spec.loss.terms if C.LOSSES.get(t.kind).extra.get("embedding")), None)
+    if embedding is not None and spec.loss.terms[0] is embedding:
+        for m in spec.metrics:
+            diags.append(Diagnostic(code="E307", message=f"metric '{m.kind}' reads class scores, but the loss's "
+                                    f"first term ({embedding.kind}) trains an embedding", span=m.span,
+                                    help="measure the loss only (val.loss), or put a classification term first"))
+    width = (value_type(model, spec.loss.terms[0].pred) if spec.loss.terms else None)
+    for m in spec.metrics:
+        k = dict(m.args).get("k")
+        if isinstance(k, int) and width is not None and len(width.shape) == 1 and k > width.shape[0]:
+            diags.append(Diagnostic(code="E304", message=f"{m.kind}: k = {k} is more than the {width.shape[0]} classes",
+                                    span=m.span, help=f"use k <= {width.shape[0]}"))
 
     task_known = bool(spec.loss.terms)  # when the loss failed to resolve, the task is a guess: stay quiet
     for m in spec.metrics:
@@ -125,7 +147,29 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
                                     f"({mx.value:g} {mx.unit.value}), so the phases after it never start",
                                     span=n.span,
                                     help="shorten it, or lengthen stop.max"))
+    diags += _schedule_checks(spec)
     return spec, diags
+
+
+def _schedule_checks(spec: ir.Spec) -> list[Diagnostic]:
+    """`plateau` lowers the lr at run time: it must be the last phase, and early stopping must give it time."""
+    diags = []
+    phases = spec.schedule.phases
+    for ph in phases[:-1]:
+        if ph.kind == "plateau":
+            diags.append(Diagnostic(code="E310", message="plateau must be the last phase: it lowers the lr when the "
+                                    "monitor stalls, and a phase after it would override that", span=ph.span,
+                                    help="put warm-up or other fixed phases before it, not after"))
+    plateau = next((ph for ph in phases if ph.kind == "plateau"), None)
+    early = spec.stop.early
+    if plateau is not None and early is not None:
+        patience = dict(plateau.args).get("patience", 0)
+        if early.patience <= patience:
+            diags.append(Diagnostic(code="W301", severity="warning", message=f"early stopping (patience "
+                                    f"{early.patience}) ends the run before plateau (patience {patience}) can lower "
+                                    "the lr", span=early.span,
+                                    help=f"give early stopping more patience than plateau, e.g. {2 * patience + 1}"))
+    return diags
 
 
 def _last_op(model: ir.Model, value: str) -> str | None:

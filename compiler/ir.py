@@ -275,6 +275,11 @@ class Data:
     shuffle: bool
     task: Task
     span: Span = _span()
+    where: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)  # key -> value span
+
+    def span_of(self, key: str) -> Span:
+        """The span of one setting's value, for messages about it (the section's when not written)."""
+        return dict(self.where).get(key, self.span)
 
 
 @node
@@ -370,6 +375,10 @@ class Regularization:
     clip_grad_value: float | None
     accumulate: int  # micro-batches per optimizer step
     span: Span = _span()
+    where: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)  # key -> value span
+
+    def span_of(self, key: str) -> Span:
+        return dict(self.where).get(key, self.span)
 
 
 @node
@@ -379,6 +388,18 @@ class EarlyStop:
     patience: int
     min_delta: float
     restore_best: bool
+    relative: bool = False  # min_delta is a fraction of the best value (`1%`)
+    span: Span = _span()
+
+
+@node
+class Divergence:
+    """What a non-finite or exploding training loss does."""
+
+    action: str  # stop | rollback
+    explode: float | None  # a loss above explode x the best epoch's counts as diverged
+    lr_factor: float = 1.0
+    retries: int = 0
     span: Span = _span()
 
 
@@ -398,6 +419,7 @@ class Stop:
     early: EarlyStop | None
     when: Threshold | None
     budget: float | None  # seconds of wall-clock time
+    diverge: Divergence | None = None
     span: Span = _span()
 
 

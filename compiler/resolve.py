@@ -79,6 +79,12 @@ def convert(expr: ir.Expr, typ, what: str):
         if isinstance(expr, ir.ListExpr) and all(isinstance(i, ir.Str) for i in expr.items) and expr.items:
             return tuple(i.value for i in expr.items)
         raise _err("E303", f"{what} must be {typ.describe()}, found {_describe(expr)}", expr.span)
+    if isinstance(typ, C.Delta):
+        if isinstance(expr, ir.Quantity) and expr.unit == "%":
+            if expr.value < 0:
+                raise _err("E304", f"{what} must not be negative", expr.span)
+            return (expr.value / 100.0, True)
+        return (convert(expr, C.NonNegative, what), False)
     if isinstance(typ, C.NumList):
         if isinstance(expr, ir.Ref) and expr.dotted in typ.words:
             return expr.dotted
@@ -357,7 +363,7 @@ class _Resolver:
                        normalize=get("normalize", C.Choice("standard", "minmax", "none"), "standard"),
                        target_normalize=target_normalize,
                        batch=get("batch", C.Int(min=1), 32), shuffle=get("shuffle", C.Bool, True),
-                       task=task, span=span)
+                       task=task, span=span, where=tuple((k, e.value.span) for k, e in keys.items()))
 
     # ---- model ------------------------------------------------------------------------------------
 
@@ -525,7 +531,8 @@ class _Resolver:
                                  clip_grad_norm=get("clip_grad_norm", C.Positive, None),
                                  clip_grad_value=get("clip_grad_value", C.Positive, None),
                                  accumulate=get("accumulate", C.Int(min=1), 1),
-                                 span=sec.span if sec else ir.NOWHERE)
+                                 span=sec.span if sec else ir.NOWHERE,
+                                 where=tuple((k, e.value.span) for k, e in keys.items()))
 
     def elastic_net(self, expr: ir.Expr) -> dict:
         entry = lookup(C.REGULARIZERS, expr, "elastic_net(alpha, l1_ratio)")
@@ -545,13 +552,22 @@ class _Resolver:
         when = self.guard(self.when, keys["when"].value) if "when" in keys else None
         budget = self.guard(convert, keys["budget"].value, C.Dur("seconds"), "stop.budget") if "budget" in keys \
             else None
-        return ir.Stop(max=mx, early=early, when=when, budget=budget.value if budget else None, span=span)
+        diverge = self.guard(self.diverge, keys["diverge"].value) if "diverge" in keys else None
+        return ir.Stop(max=mx, early=early, when=when, budget=budget.value if budget else None, diverge=diverge,
+                       span=span)
 
     def early(self, expr: ir.Expr) -> ir.EarlyStop:
         entry = lookup(C.STOP_RULES, expr, "an early-stopping rule like plateau(val.loss, patience = 5)")
         a = bind(entry, C.STOP_RULES, expr)
-        return ir.EarlyStop(monitor=a["monitor"], mode=a["mode"], patience=a["patience"], min_delta=a["min_delta"],
-                            restore_best=a["restore_best"], span=expr.span)
+        delta, relative = a["min_delta"] if isinstance(a["min_delta"], tuple) else (a["min_delta"], False)
+        return ir.EarlyStop(monitor=a["monitor"], mode=a["mode"], patience=a["patience"], min_delta=delta,
+                            restore_best=a["restore_best"], relative=relative, span=expr.span)
+
+    def diverge(self, expr: ir.Expr) -> ir.Divergence:
+        entry = lookup(C.DIVERGENCE, expr, "stop or rollback(lr_factor = 0.5, retries = 3)")
+        a = bind(entry, C.DIVERGENCE, expr)
+        return ir.Divergence(action=entry.name, explode=a["explode"], lr_factor=a.get("lr_factor", 1.0),
+                             retries=a.get("retries", 0), span=expr.span)
 
     def when(self, expr: ir.Expr) -> ir.Threshold:
         if not (isinstance(expr, ir.BinOp) and expr.op in (">=", "<=", ">", "<")):

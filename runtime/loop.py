@@ -43,6 +43,12 @@ def check_against_data(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
             diags.append(Diagnostic(code="E508", message=f"'{term.pred}' has {t.shape[0]} logits but the data has "
                                     f"{ds.n_classes} classes", span=term.span,
                                     help=f"end the model with dense({ds.n_classes})"))
+        weights = dict(term.args).get("weights")
+        if isinstance(weights, tuple) and ds.n_classes is not None and len(weights) != ds.n_classes:
+            diags.append(Diagnostic(code="E508", message=f"weights has {len(weights)} entries but the data has "
+                                    f"{ds.n_classes} classes", span=term.span,
+                                    help=f"give one weight per class, in the order {list(ds.classes)}, or "
+                                    "`weights = balanced`"))
         if term.kind == "bce" and ds.n_classes != 2:
             diags.append(Diagnostic(code="E508", message=f"bce needs 2 classes, the data has {ds.n_classes}",
                                     span=term.span, help="use cross_entropy"))
@@ -52,13 +58,13 @@ def check_against_data(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
                                     help=f"end the model with dense({ds.y_train.shape[1]})"))
     if spec.data.batch > len(ds.x_train):
         diags.append(Diagnostic(code="E505", message=f"batch {spec.data.batch} is larger than the training split "
-                                f"({len(ds.x_train)} examples)", span=spec.data.span,
+                                f"({len(ds.x_train)} examples)", span=spec.data.span_of("batch"),
                                 help=f"use `batch = {min(len(ds.x_train), 32)}` or fewer"))
     elif spec.data.batch * spec.regularization.accumulate > len(ds.x_train):
         n = spec.data.batch * spec.regularization.accumulate
         diags.append(Diagnostic(code="E505", message=f"batch {spec.data.batch} x accumulate "
                                 f"{spec.regularization.accumulate} = {n} is larger than the training split "
-                                f"({len(ds.x_train)} examples)", span=spec.regularization.span,
+                                f"({len(ds.x_train)} examples)", span=spec.regularization.span_of("accumulate"),
                                 help="lower `accumulate` or `data.batch`"))
     return diags
 
@@ -68,10 +74,23 @@ def check_against_data(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
 # ---------------------------------------------------------------------------------------------
 
 
-def improved(value: float, best: float | None, mode: str, min_delta: float) -> bool:
+def improved(value: float | None, best: float | None, mode: str, min_delta: float, relative: bool = False) -> bool:
+    """Whether `value` beats `best` by more than `min_delta` (a fraction of |best| when relative)."""
+    if value is None or not math.isfinite(value):
+        return False
     if best is None:
-        return math.isfinite(value)
-    return value < best - min_delta if mode == "min" else value > best + min_delta
+        return True
+    delta = abs(best) * min_delta if relative else min_delta
+    return value < best - delta if mode == "min" else value > best + delta
+
+
+def diverged(train_loss: float, val_loss: float, best_train: float | None, guard: ir.Divergence | None) -> str | None:
+    """Why an epoch counts as diverged, or None."""
+    if not math.isfinite(train_loss) or not math.isfinite(val_loss):
+        return "the loss is not finite"
+    if guard and guard.explode and best_train is not None and train_loss > guard.explode * max(best_train, 1e-12):
+        return f"train.loss {train_loss:.4g} is more than {guard.explode:g}x its best ({best_train:.4g})"
+    return None
 
 
 _CMP = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
@@ -182,6 +201,9 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
     monitor = early.monitor if early else ir.MetricRef(split="val", name="loss", span=spec.stop.span)
     monitor_mode = early.mode if early else "min"
     min_delta = early.min_delta if early else 0.0
+    relative = early.relative if early else False
+    guard = spec.stop.diverge
+    lr_scale, rollbacks, best_train, snapshot = 1.0, 0, None, None  # divergence guard state
     when = spec.stop.when
     keep = spec.checkpoint.keep if spec.checkpoint else None
     best_value, best_row, best_state, bad_epochs = None, None, None, 0
@@ -191,6 +213,13 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
     history: list[dict] = []
     step, epoch, stop_reason = 0, 0, None
     startup, compile_in_epoch = None, 0.0  # seconds until the jitted step was captured
+    def take_snapshot(epoch: int, step: int) -> dict:
+        """The last good state, on the host: weights, buffers and optimizer state."""
+        tensors = {**program.state(), **program.optimizer_state()}
+        return {"epoch": epoch, "step": step, "tensors": {k: t.numpy().copy() for k, t in tensors.items()}}
+
+    if guard and guard.action == "rollback":
+        snapshot = take_snapshot(0, 0)  # the initial weights are a good state too
     t_train = time.perf_counter()
 
     try:
@@ -199,11 +228,11 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
             t_epoch = time.perf_counter()
             order = rng.permutation(program.n_train) if spec.data.shuffle else np.arange(program.n_train)
             steps_this_epoch = 0
-            lr = lr_at(step)  # the lr logged for an epoch is that of its last step
+            lr = lr_at(step) * lr_scale  # the lr logged for an epoch is that of its last step
             for b in range(per_epoch):
                 if step >= total_steps:
                     break
-                lr = lr_at(step)
+                lr = lr_at(step) * lr_scale
                 first = b * batch * micro
                 idxs = [Tensor(order[first + i * batch:first + (i + 1) * batch].astype(np.int32)) for i in range(micro)]
                 program.step(idxs, Tensor([lr], dtype="float32"))
@@ -231,6 +260,9 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
             row.update({f"train.{k}": v for k, v in train.items()})
             row.update({f"val.{k}": v for k, v in val.items() if not isinstance(v, list)})
             row["time"] = round(time.perf_counter() - t_train, 3)
+            why = diverged(train_loss, val["loss"], best_train, guard)
+            if why:
+                row["diverged"] = why
             history.append(row)
             metrics_file.write(json.dumps(json_safe(row), allow_nan=False) + "\n")
             metrics_file.flush()
@@ -241,18 +273,32 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
             progress.epoch(row, max_epochs, seconds, rate,
                            note=f"incl. {compile_in_epoch:.1f}s compiling" if epoch == 1 and startup else None)
 
-            if not math.isfinite(train_loss) or not math.isfinite(val["loss"]):
-                stop_reason = "the loss is not finite (diverged): lower the learning rate or clip gradients"
+            if why and guard and guard.action == "rollback" and snapshot is not None and rollbacks < guard.retries:
+                rollbacks += 1
+                lr_scale *= guard.lr_factor
+                epoch, step = snapshot["epoch"], snapshot["step"]
+                for k, t in {**program.state(), **program.optimizer_state()}.items():
+                    t.assign(Tensor(snapshot["tensors"][k])).realize()
+                progress.write(f"diverged ({why}): rolled back to epoch {epoch}, lr x{guard.lr_factor:g} "
+                               f"(roll-back {rollbacks} of {guard.retries})")
+                continue
+            if why:
+                tried = f" after {rollbacks} roll-back(s)" if rollbacks else ""
+                stop_reason = f"diverged{tried}: {why}; lower the learning rate or clip gradients"
                 break
+            best_train = train_loss if best_train is None else min(best_train, train_loss)
+            if guard and guard.action == "rollback":
+                snapshot = take_snapshot(epoch, step)
             value = row.get(str(monitor))
-            if improved(value, best_value, monitor_mode, min_delta):
+            if improved(value, best_value, monitor_mode, min_delta, relative):
                 best_value, best_row, bad_epochs = value, row, 0
                 if early is not None and early.restore_best:
                     best_state = {k: t.numpy().copy() for k, t in program.state().items()}
             else:
                 bad_epochs += 1
                 if early is not None and bad_epochs >= early.patience:
-                    by = f" by {early.min_delta:g}" if early.min_delta else ""
+                    by = f" by {early.min_delta * 100:g}%" if relative else f" by {early.min_delta:g}" \
+                        if early.min_delta else ""
                     stop_reason = (f"early stopping: {early.monitor} did not improve{by} for {early.patience} "
                                    f"epochs (best {best_value:.4g} at epoch {best_row['epoch']})")
             if spec.checkpoint is not None:

@@ -342,7 +342,7 @@ def test_sgd_with_only_momentum():
 def test_other_defaults():
     spec = analyze(make_spec(stop="stop { max = 5 epochs, early = plateau(val.loss) }"), "t.train")
     assert dict(spec.model.layers[0].args) == {"units": 16, "init": ("he", ()), "bias": True}
-    assert dict(spec.loss.terms[0].args) == {"smoothing": 0.0}
+    assert dict(spec.loss.terms[0].args) == {"smoothing": 0.0, "weights": None}
     early = spec.stop.early
     assert (early.patience, early.min_delta, early.restore_best) == (5, 0.0, True)
     assert (spec.data.batch, spec.data.normalize, spec.data.shuffle) == (32, "standard", True)
@@ -374,7 +374,8 @@ def test_metric_for_another_task():
     d = only(src, "E307")
     assert (d.span.line, d.span.col) == where(src, "rmse")
     assert d.message == "metric 'rmse' is for regression, but the task is classification"
-    assert d.help == "expected one of: accuracy"
+    want = sorted(n for n, e in catalog.METRICS.entries.items() if e.extra["task"] == ir.Task.classification)
+    assert "accuracy" in want and d.help == "expected one of: " + ", ".join(want)
 
 
 def test_regression_task_comes_from_the_loss():
@@ -540,8 +541,9 @@ def test_a_bare_name_is_a_call_without_arguments():
 
 @pytest.mark.parametrize("stop", ["stop { max = 5 epochs, early = plateau(train.accuracy) }",
                                   "stop { max = 5 epochs, when = train.accuracy >= 0.9 }"])
-def test_a_train_metric_other_than_loss_is_not_measured(stop):
-    src = make_spec(metrics="metrics = [accuracy]", stop=stop)
+def test_a_train_metric_is_measured_when_listed(stop):
+    assert lint(make_spec(metrics="metrics = [accuracy]", stop=stop), "t.train") == []
+    src = make_spec(metrics="metrics = []", stop=stop)
     d = only(src, "E207")
     assert text_at(src, d.span) == "train.accuracy"
 

@@ -731,7 +731,8 @@ def diverged(tmp_path_factory):
 
 def test_diverging_run_stops_and_still_writes_a_summary(diverged):
     *_, result = diverged
-    assert result.stop_reason.startswith("the loss is not finite")
+    assert result.stop_reason.startswith("diverged: the loss is not finite")
+    assert result.history[-1]["diverged"] == "the loss is not finite"
     assert result.epochs < 20
     last = result.history[-1]
     assert not (math.isfinite(last["train.loss"]) and math.isfinite(last["val.loss"]))

@@ -175,15 +175,44 @@ def run(
           f"(metrics.jsonl, summary.json, model.safetensors)")
 
 
+def _data_checks(text: str, name: str, path: str) -> list[Diagnostic]:
+    """What the data can tell without training: feature shape, classes, class weights, batch size.
+
+    Reads the data files (numpy only, no tinygrad); skipped when they are missing, since a spec may
+    be written before its data exists: `trainc run` reports that."""
+    from .compiler import analyze
+    from .runtime.data import DataError, load_data
+    from .runtime.loop import check_against_data
+
+    try:
+        spec = analyze(text, name)
+    except SpecError:
+        return []
+    base = Path(path).resolve().parent if path != "-" else Path.cwd()
+    sources = [s for s in (spec.data.source, spec.data.train, spec.data.val) if s is not None]
+    if not sources or not all((base / s.path).exists() for s in sources):
+        return []
+    try:
+        ds = load_data(spec.data, base, spec.run.seed)
+    except DataError as e:
+        return [e.diagnostic]
+    return check_against_data(spec, ds)
+
+
 @app.command()
-def lint(paths: List[str] = typer.Argument(..., metavar="PATH...", help=".train files, or - for stdin")):
-    """Check specs without running anything: syntax, names, arguments, units, shapes."""
+def lint(paths: List[str] = typer.Argument(..., metavar="PATH...", help=".train files, or - for stdin"),
+         data: bool = typer.Option(True, "--data/--no-data", help="also check the spec against its data files "
+                                   "(features, classes, batch size) when they exist")):
+    """Check specs without running anything: syntax, names, arguments, units, shapes, and the data."""
     sources, diags = {}, []
     for path in paths:
         name = "<stdin>" if path == "-" else path
         text = _read(path)
         sources[name] = text
-        diags += lint_text(text, name)
+        found = lint_text(text, name)
+        if data and not any(d.is_error for d in found):
+            found += _data_checks(text, name, path)
+        diags += found
     if diags:
         _print_diags(diags, sources)
         raise typer.Exit(1) from None

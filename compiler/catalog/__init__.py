@@ -45,6 +45,7 @@ SECTIONS = {  # section -> {key: description}
         "early": "early stopping: plateau(val.loss, patience = 5, ...)",
         "when": "stop once a metric reaches a threshold: val.accuracy >= 0.99",
         "budget": "wall-clock limit: 10 min",
+        "diverge": "what a non-finite or exploding loss does: stop (default) or rollback(lr_factor = 0.5)",
     },
     "metrics": {},
     "checkpoint": {

@@ -81,6 +81,14 @@ class Names:
 
 
 @dataclass(frozen=True)
+class Delta:
+    """An improvement threshold: absolute (`1e-4`) or relative to the best value (`1%`)."""
+
+    def describe(self) -> str:
+        return "a non-negative number (absolute) or a percentage like 1% (relative to the best value)"
+
+
+@dataclass(frozen=True)
 class NumList:
     """A list of numbers, or one of a few bare words: `weights = [1, 2, 1]` or `weights = balanced`."""
 
@@ -233,6 +241,7 @@ METRICS = Registry("metric")
 SOURCES = Registry("data source")
 STOP_RULES = Registry("stopping rule")
 REGULARIZERS = Registry("regularizer")
+DIVERGENCE = Registry("divergence guard")
 
 
 class ShapeError(Exception):

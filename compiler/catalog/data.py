@@ -19,9 +19,25 @@ def npz(path: String, x: String = "x", y: String = "y"):
 
 
 @STOP_RULES.register
-def plateau(monitor: MetricName(), patience: Int(min=1) = 5, min_delta: NonNegative = 0.0,
+def plateau(monitor: MetricName(), patience: Int(min=1) = 5, min_delta: Delta() = 0.0,
             restore_best: Bool = True, mode: Choice("auto", "min", "max") = "auto"):
-    """Early stopping: stop when `monitor` has not improved by `min_delta` for `patience` evaluations."""
+    """Early stopping: stop when `monitor` has not improved by `min_delta` (absolute, or `1%` relative) for
+    `patience` epochs."""
+
+
+# ---- divergence guards -------------------------------------------------------------------------
+
+
+@DIVERGENCE.register
+def stop(explode: Float(1.0, min_open=True) = None):
+    """Stop when the training loss is not finite, or more than `explode` x its best epoch so far."""
+
+
+@DIVERGENCE.register
+def rollback(lr_factor: Float(0.0, 1.0, min_open=True, max_open=True) = 0.5, retries: Int(min=1) = 3,
+             explode: Float(1.0, min_open=True) = None):
+    """On divergence, restore the last good epoch (weights and optimizer state), multiply the lr by
+    `lr_factor` and go on; stop after `retries` roll-backs."""
 
 
 # ---- regularizers ------------------------------------------------------------------------------
