@@ -122,6 +122,7 @@ class Result:
     best: dict | None = None
     final: dict = field(default_factory=dict)
     baseline: dict = field(default_factory=dict)
+    reports: dict = field(default_factory=dict)  # non-scalar metrics of the saved model: {"confusion": [[...]]}
 
 
 def json_safe(obj):
@@ -326,10 +327,12 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
             t.assign(Tensor(best_state[k])).realize()
         restored = True
     final = dict(best_row) if restored else dict(history[-1]) if history else {}
+    # non-scalar metrics (a confusion matrix) of the model as saved
+    reports = {k: v for k, v in evaluate().items() if isinstance(v, list)} if history else {}
     _save(program, out_dir / "model.safetensors")
     seconds = time.perf_counter() - t0
     result = Result(out_dir=out_dir, stop_reason=stop_reason, epochs=epoch, steps=step, seconds=seconds,
-                    history=history, best=best_row, final=final, baseline=baseline(spec, ds))
+                    history=history, best=best_row, final=final, baseline=baseline(spec, ds), reports=reports)
     summary = {
         "spec": spec.path,
         "stop_reason": stop_reason,
@@ -344,6 +347,8 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
         "last": history[-1] if history else None,
         "examples": {"train": program.n_train, "val": program.n_val},
         "baseline": result.baseline,
+        "reports": reports,
+        "classes": [c if isinstance(c, (int, str)) else str(c) for c in ds.classes] if ds.classes else None,
     }
     _write_json(out_dir / "summary.json", summary)
     return result

@@ -55,8 +55,8 @@ fi
 stamp=.venv/.trainc-installed
 want=$(cat pyproject.toml | "$PY" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ ! -x .venv/bin/trainc ]; then
-  say "installing trainc and its dependencies into .venv (lark, tinygrad, numpy, pyyaml, typer, pytest)"
-  .venv/bin/python -m pip install --disable-pip-version-check -q -e '.[test]' ||
+  say "installing trainc and its dependencies into .venv (lark, tinygrad, numpy, pyyaml, typer, pytest, matplotlib)"
+  .venv/bin/python -m pip install --disable-pip-version-check -q -e '.[test,plot]' ||
     die "pip install failed (see above); check the network and rerun"
   echo "$want" > "$stamp"
 fi

@@ -16,6 +16,7 @@ SOURCES = "\n".join(p.read_text() for p in [*(ROOT / "compiler").glob("*.py"), *
 
 
 @pytest.mark.parametrize("registry", [C.LAYERS, C.INITS, C.LOSSES, C.OPTIMIZERS, C.SCHEDULES, C.METRICS, C.SOURCES,
+                                      C.DIVERGENCE, C.REGULARIZERS,
                                       C.STOP_RULES], ids=lambda r: r.kind)
 def test_every_catalogue_entry_is_documented(registry):
     missing = [n for n in registry.names() if not re.search(rf"`{n}[(`]", REFERENCE)]

@@ -168,6 +168,8 @@ def run(
     which = "best epoch" if result.best is not None and final.get("epoch") != result.history[-1]["epoch"] else \
         "last epoch"
     print(f"final ({which} {final.get('epoch')}): {shown}")
+    if "confusion" in result.reports:
+        print(confusion_table(result.reports["confusion"], ds.classes))
     if result.baseline:
         what = "always the most frequent class" if "val.accuracy" in result.baseline else "always the training mean"
         print(f"baseline ({what}): " + "  ".join(f"{k} {v:.4f}" for k, v in result.baseline.items()))
@@ -199,6 +201,17 @@ def _data_checks(text: str, name: str, path: str) -> list[Diagnostic]:
     return check_against_data(spec, ds)
 
 
+def confusion_table(matrix: list[list[int]], classes) -> str:
+    """Rows: true class; columns: predicted class."""
+    labels = [str(c) for c in (classes or range(len(matrix)))]
+    width = max(max(len(lb) for lb in labels), max(len(str(v)) for row in matrix for v in row), 4)
+    head = " " * (width + 1) + " ".join(f"{lb:>{width}}" for lb in labels)
+    lines = ["confusion (rows: true class, columns: predicted):", head]
+    for lb, row in zip(labels, matrix):
+        lines.append(f"{lb:>{width}} " + " ".join(f"{v:>{width}}" for v in row))
+    return "\n".join(lines)
+
+
 @app.command()
 def lint(paths: List[str] = typer.Argument(..., metavar="PATH...", help=".train files, or - for stdin"),
          data: bool = typer.Option(True, "--data/--no-data", help="also check the spec against its data files "
@@ -218,6 +231,38 @@ def lint(paths: List[str] = typer.Argument(..., metavar="PATH...", help=".train 
         raise typer.Exit(1) from None
     n = len(paths)
     print(f"{n} file{'s' * (n != 1)} checked, no problems")
+
+
+@app.command()
+def schedule(
+    spec_path: str = typer.Argument(..., metavar="SPEC", help="the .train file"),
+    plot: Optional[Path] = typer.Option(None, "--plot", metavar="PNG", help="also draw the curve into a PNG file"),
+    steps_per_epoch: Optional[int] = typer.Option(None, "--steps-per-epoch", min=1, metavar="N",
+                                                  help="instead of reading the data to count them"),
+    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="override a setting, as for run"),
+):
+    """Preview the learning-rate schedule over the whole run, without training."""
+    spec, sources = _analyze(spec_path, set_)
+    from .runtime import preview
+
+    if steps_per_epoch is None:
+        from .runtime.data import DataError, load_data
+
+        base = Path(spec_path).resolve().parent if spec_path != "-" else Path.cwd()
+        try:
+            ds = load_data(spec.data, base, spec.run.seed)
+        except DataError as e:
+            _print_diags([e.diagnostic], sources)
+            sys.stderr.write("(or give --steps-per-epoch N to preview without the data)\n")
+            raise typer.Exit(1) from None
+        steps_per_epoch = max(1, len(ds.x_train) // (spec.data.batch * spec.regularization.accumulate))
+    print(preview.table(spec, steps_per_epoch))
+    if plot is not None:
+        try:
+            preview.plot(spec, steps_per_epoch, plot)
+        except ImportError as e:
+            _usage(str(e))
+        print(f"plot written to {plot}")
 
 
 @app.command("compile")

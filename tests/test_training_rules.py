@@ -1,0 +1,169 @@
+"""Stopping rules, the divergence guard, cross-field checks and the commands around them.
+
+References: hand computation from the definitions in specs/README.md, and numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trainc.compiler import analyze, lint
+
+ROOT = Path(__file__).parents[1]
+EXAMPLES = ROOT / "examples"
+DIGITS = (EXAMPLES / "digits.train").read_text()
+
+
+def trainc(*args: str) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("trainc")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "trainc"]
+    return subprocess.run(cmd + list(args), cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def codes(text: str) -> list[str]:
+    return [d.code for d in lint(text, "t.train")]
+
+
+# ---- early stopping: improvement rule (hand computation) -----------------------------------------
+
+
+def test_improvement_absolute_and_relative():
+    from trainc.runtime.loop import improved
+
+    assert improved(0.9, None, "min", 0.1)  # the first value is always an improvement
+    assert not improved(0.95, 1.0, "min", 0.1)  # absolute: must drop below 0.9
+    assert improved(0.89, 1.0, "min", 0.1)
+    assert not improved(1.9, 2.0, "min", 0.05, relative=True)  # relative: below 2.0 * 0.95 = 1.9
+    assert improved(1.89, 2.0, "min", 0.05, relative=True)
+    assert improved(0.95, 0.9, "max", 0.01, relative=True)  # above 0.9 * 1.01 = 0.909
+    assert not improved(0.905, 0.9, "max", 0.01, relative=True)
+    assert not improved(float("nan"), 1.0, "min", 0.0) and not improved(None, 1.0, "min", 0.0)
+
+
+def test_relative_min_delta_is_parsed():
+    spec = analyze(DIGITS.replace("min_delta = 1e-4", "min_delta = 2%"), "d.train")
+    assert (spec.stop.early.min_delta, spec.stop.early.relative) == (0.02, True)
+    spec = analyze(DIGITS, "d.train")
+    assert (spec.stop.early.min_delta, spec.stop.early.relative) == (1e-4, False)
+
+
+def test_divergence_rule_hand_cases():
+    from trainc.compiler import ir
+    from trainc.runtime.loop import diverged
+
+    guard = ir.Divergence(action="stop", explode=10.0, span=ir.NOWHERE)
+    assert diverged(float("nan"), 1.0, None, None) == "the loss is not finite"
+    assert diverged(1.0, float("inf"), 0.5, guard) == "the loss is not finite"
+    assert diverged(5.0, 1.0, 0.5, guard) is None  # 5 <= 10 x 0.5
+    assert diverged(5.1, 1.0, 0.5, guard).startswith("train.loss 5.1 is more than 10x its best")
+    assert diverged(1e9, 1.0, 0.5, None) is None  # without explode only non-finite losses count
+
+
+# ---- the divergence guard, end to end ------------------------------------------------------------
+
+EXPLODING = ["--set", "optimizer=sgd(lr = 100.0)", "--set", "regularization={}", "--set", "stop.max=4 epochs",
+             "--set", "schedule=warmup(3 epochs, start = 0.0001) then constant"]
+
+
+def test_divergence_stops_by_default(tmp_path):
+    r = trainc("run", "examples/digits.train", "-q", "--out", str(tmp_path), *EXPLODING)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert summary["stop_reason"].startswith("diverged: the loss is not finite")
+    assert rows[-1]["diverged"] == "the loss is not finite" and rows[-1]["train.loss"] is None
+
+
+def test_rollback_recovers_with_a_lower_lr(tmp_path):
+    r = trainc("run", "examples/digits.train", "--out", str(tmp_path), *EXPLODING,
+               "--set", "stop.diverge=rollback(lr_factor = 0.001, retries = 2)")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    bad = [row for row in rows if "diverged" in row]
+    good = [row for row in rows if "diverged" not in row]
+    assert 1 <= len(bad) <= 2 and "rolled back to epoch" in r.stderr
+    assert good and all(np.isfinite(row["train.loss"]) for row in good)
+    assert summary["stop_reason"] == "reached stop.max (4 epochs)"
+    # after the roll-back the lr is the schedule's value times the factor
+    first_good_after = next(row for row in rows if row["epoch"] == bad[-1]["epoch"] and "diverged" not in row)
+    assert first_good_after["lr"] == pytest.approx(bad[-1]["lr"] * 0.001, rel=1e-6)
+    assert summary["final"]["val.accuracy"] > 0.5
+
+
+def test_diverge_needs_a_known_action():
+    text = DIGITS.replace("  when", "  diverge = rolback()\n  when")
+    d = [d for d in lint(text, "t.train") if d.code == "E201"]
+    assert d and d[0].help == "did you mean 'rollback'?"
+
+
+# ---- cross-field checks --------------------------------------------------------------------------
+
+
+def test_class_weights_must_match_the_classes():
+    text = DIGITS.replace("smoothing = 0.05", "weights = [1, 2, 3]")
+    diags = lint(text, "t.train")
+    assert [d.code for d in diags] == ["E402"]
+    assert diags[0].message == "weights has 3 entries but 'logits' has 10 classes"
+
+
+def test_top_k_larger_than_the_classes():
+    text = DIGITS.replace("metrics = [accuracy]", "metrics = [accuracy, top_k(k = 12)]")
+    assert codes(text) == ["E304"]
+
+
+def test_plateau_schedule_must_be_last():
+    text = DIGITS.replace("schedule  = warmup(50 steps) then cosine(to = 1e-5)",
+                          "schedule  = plateau(val.loss, patience = 2, length = 5 epochs) then cosine()")
+    assert "E310" in codes(text)
+
+
+def test_early_stopping_must_outwait_plateau():
+    text = DIGITS.replace("schedule  = warmup(50 steps) then cosine(to = 1e-5)",
+                          "schedule  = warmup(50 steps) then plateau(val.loss, factor = 0.5, patience = 5)")
+    diags = lint(text, "t.train")
+    assert [d.code for d in diags] == ["W301"]
+    assert diags[0].severity == "warning" and "e.g. 11" in diags[0].help
+
+
+def test_metrics_of_an_embedding_loss_are_refused():
+    text = DIGITS.replace("cross_entropy(logits, target, smoothing = 0.05)", "triplet(logits, target)")
+    text = text.replace("  when  = val.accuracy >= 0.99\n", "")
+    assert codes(text) == ["E307"]
+
+
+def test_lint_checks_the_spec_against_its_data(tmp_path):
+    spec = tmp_path / "d.train"
+    data = f'"{EXAMPLES / "data" / "digits.csv"}"'
+    spec.write_text(DIGITS.replace('"data/digits.csv"', data).replace("batch     = 64", "batch = 4000"))
+    r = trainc("lint", str(spec))
+    assert r.returncode == 1
+    assert "d.train:8:11: error[E505]: batch 4000 is larger than the training split (1438 examples)" in r.stderr
+    assert trainc("lint", "--no-data", str(spec)).returncode == 0
+    spec.write_text(DIGITS.replace('"data/digits.csv"', data).replace("dense(10)", "dense(9)"))
+    r = trainc("lint", str(spec))
+    assert "error[E508]: 'logits' has 9 logits but the data has 10 classes" in r.stderr
+    spec.write_text(DIGITS.replace('"data/digits.csv"', '"missing.csv"'))
+    assert trainc("lint", str(spec)).returncode == 0  # data not there yet: the static checks only
+
+
+def test_schedule_command_prints_the_curve(tmp_path):
+    r = trainc("schedule", "examples/digits.train")
+    assert r.returncode == 0, r.stderr
+    assert "warmup" in r.stdout and "cosine" in r.stdout
+    r = trainc("schedule", "examples/digits.train", "--steps-per-epoch", "10", "--set", "stop.max=2 epochs")
+    assert r.returncode == 0, r.stderr
+    assert "20 steps = 2 epochs of 10 steps" in r.stdout
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "lr.png"
+    r = trainc("schedule", "examples/digits.train", "--plot", str(png))
+    assert r.returncode == 0, r.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    r = trainc("schedule", "examples/digits.train", "--set", 'data.source=csv("nope.csv", target = "label")')
+    assert r.returncode == 1 and "--steps-per-epoch" in r.stderr
