@@ -44,9 +44,10 @@ def value_type(model: ir.Model, value: str) -> ir.TensorType | None:
 def metric_names(spec: ir.Spec, split: str = "val") -> list[str]:
     """What is measured on a split: the loss and the configured metrics; on train, only those that
     accumulate during the steps (not the ones that need every example at once, like auc)."""
-    kinds = [m.kind for m in spec.metrics]
+    extra = {m.kind: C.METRICS.get(m.kind).extra for m in spec.metrics}
+    kinds = [k for k, e in extra.items() if e.get("scalar", True)]  # a confusion matrix is not a monitor
     if split == "train":
-        kinds = [k for k in kinds if not C.METRICS.get(k).extra.get("val_only")]
+        kinds = [k for k in kinds if not extra[k].get("host")]
     return ["loss"] + kinds
 
 
@@ -70,12 +71,17 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
         elif loss.extra.get("binary") and t.shape[0] != 1:
             diags.append(Diagnostic(code="E402", message=f"bce expects one logit per example, '{term.pred}' is {t}",
                                     span=term.span, help="end the model with dense(1), or use cross_entropy"))
-        elif term.kind in ("cross_entropy", "bce") and (last := _last_op(model, term.pred)) in ("softmax", "sigmoid"):
+        elif term.kind in ("cross_entropy", "bce", "hinge", "kl_div") and \
+                (last := _last_op(model, term.pred)) in ("softmax", "sigmoid"):
             diags.append(Diagnostic(code="W401", severity="warning", message=f"{term.kind} takes logits, but "
                                     f"'{term.pred}' ends in {last}", span=term.span,
                                     help=f"remove the final {last}: the loss applies it itself, stably"))
-        if term.kind == "cross_entropy" and len(t.shape) == 1 and t.shape[0] < 2:
-            diags.append(Diagnostic(code="E402", message=f"cross_entropy needs one logit per class, '{term.pred}' "
+        if loss.extra.get("distribution") and spec.data.target_normalize != "none":
+            diags.append(Diagnostic(code="E307", message=f"{term.kind} compares probability distributions, but "
+                                    "data.target_normalize would standardise them", span=term.span,
+                                    help="set `target_normalize = none` in data"))
+        if term.kind in ("cross_entropy", "kl_div") and len(t.shape) == 1 and t.shape[0] < 2:
+            diags.append(Diagnostic(code="E402", message=f"{term.kind} needs one logit per class, '{term.pred}' "
                                     f"is {t}", span=term.span, help="end the model with dense(<classes>), or use bce"))
         weights = dict(term.args).get("weights")
         if isinstance(weights, tuple) and len(t.shape) == 1 and len(weights) != t.shape[0]:
@@ -96,6 +102,10 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
                                     help="measure the loss only (val.loss), or put a classification term first"))
     width = (value_type(model, spec.loss.terms[0].pred) if spec.loss.terms else None)
     for m in spec.metrics:
+        if C.METRICS.get(m.kind).extra.get("binary") and width is not None and width.shape[-1] > 2:
+            diags.append(Diagnostic(code="E402", message=f"{m.kind} is for binary classification: one logit or "
+                                    f"two, but '{spec.loss.terms[0].pred}' is {width}", span=m.span,
+                                    help="end the model with dense(1) and use bce"))
         k = dict(m.args).get("k")
         if isinstance(k, int) and width is not None and len(width.shape) == 1 and k > width.shape[0]:
             diags.append(Diagnostic(code="E304", message=f"{m.kind}: k = {k} is more than the {width.shape[0]} classes",
@@ -116,6 +126,7 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
         monitors.append(spec.stop.when.monitor)
     if spec.checkpoint and spec.checkpoint.keep:
         monitors.append(spec.checkpoint.keep)
+    monitors += [dict(ph.args)["monitor"] for ph in spec.schedule.phases if ph.kind == "plateau"]
     for ref in monitors:
         names = metric_names(spec, ref.split)
         if ref.name not in names:
@@ -164,11 +175,11 @@ def _schedule_checks(spec: ir.Spec) -> list[Diagnostic]:
     early = spec.stop.early
     if plateau is not None and early is not None:
         patience = dict(plateau.args).get("patience", 0)
-        if early.patience <= patience:
+        if early.patience <= patience + 1:  # plateau lowers the lr after more than `patience` bad epochs
             diags.append(Diagnostic(code="W301", severity="warning", message=f"early stopping (patience "
                                     f"{early.patience}) ends the run before plateau (patience {patience}) can lower "
                                     "the lr", span=early.span,
-                                    help=f"give early stopping more patience than plateau, e.g. {2 * patience + 1}"))
+                                    help=f"give early stopping more patience than plateau, e.g. {2 * patience + 2}"))
     return diags
 
 

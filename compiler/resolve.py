@@ -103,6 +103,12 @@ def convert(expr: ir.Expr, typ, what: str):
             raise _err("E303", f"{what} must be {typ.describe()}, found {_describe(expr)}", expr.span)
         raise _err("E305", f"unknown value '{word}' for {what}", expr.span,
                    did_you_mean(word, typ.options) or one_of(typ.options))
+    if isinstance(typ, C.schedules.DurList):  # milestones = [30 epochs, 60 epochs]
+        items = expr.items if isinstance(expr, ir.ListExpr) else (expr,) if isinstance(expr, (ir.Quantity, ir.Number)) \
+            else ()
+        if not items:
+            raise _err("E303", f"{what} must be {typ.describe()}, found {_describe(expr)}", expr.span)
+        return tuple(convert(i, typ.item(), what) for i in items)
     if isinstance(typ, C.Dur):
         if isinstance(expr, ir.Quantity):
             if expr.unit not in C.UNITS:

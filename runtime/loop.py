@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..compiler import catalog as C
 from ..compiler import ir
 from ..compiler.check import mode_of, value_type
 from ..compiler.diagnostics import Diagnostic, SpecError
 from .data import Dataset
 from .progress import Progress
-from .schedule import LrSchedule
+from .schedule import LrSchedule, epoch_steps, run_steps
 
 # ---------------------------------------------------------------------------------------------
 # What only the data can tell: checked before anything is compiled.
@@ -49,6 +50,21 @@ def check_against_data(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
                                     f"{ds.n_classes} classes", span=term.span,
                                     help=f"give one weight per class, in the order {list(ds.classes)}, or "
                                     "`weights = balanced`"))
+        if term.kind == "hinge" and t.shape[0] > 1 and t.shape[0] != ds.n_classes:
+            diags.append(Diagnostic(code="E508", message=f"'{term.pred}' has {t.shape[0]} outputs but the data has "
+                                    f"{ds.n_classes} classes", span=term.span,
+                                    help=f"end the model with dense({ds.n_classes}), or dense(1) for two classes"))
+        if term.kind == "hinge" and t.shape[0] == 1 and ds.n_classes != 2:
+            diags.append(Diagnostic(code="E508", message=f"hinge on one output needs 2 classes, the data has "
+                                    f"{ds.n_classes}", span=term.span,
+                                    help=f"end the model with dense({ds.n_classes}) for a multi-class hinge"))
+        if C.LOSSES.get(term.kind).extra.get("distribution"):
+            tn = ds.target_normalizer
+            y = ds.y_train * tn.scale + tn.shift if tn else ds.y_train
+            if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, atol=1e-3):
+                diags.append(Diagnostic(code="E508", message=f"{term.kind} needs targets that are probability "
+                                        "distributions: non-negative, each row summing to 1", span=term.span,
+                                        help="check the target columns"))
         if term.kind == "bce" and ds.n_classes != 2:
             diags.append(Diagnostic(code="E508", message=f"bce needs 2 classes, the data has {ds.n_classes}",
                                     span=term.span, help="use cross_entropy"))
@@ -101,14 +117,18 @@ def baseline(spec: ir.Spec, ds: Dataset) -> dict[str, float]:
 
     Regression: always predict the training mean (in the target's units). Classification: always
     predict the most frequent training class."""
+    measured = {m.kind for m in spec.metrics}
     if spec.data.task == ir.Task.classification:
+        if "accuracy" not in measured:
+            return {}
         majority = np.bincount(ds.y_train).argmax()
         return {"val.accuracy": float((ds.y_val == majority).mean())}
     tn = ds.target_normalizer
     y_tr = tn.shift + tn.scale * ds.y_train if tn else ds.y_train
     y_va = tn.shift + tn.scale * ds.y_val if tn else ds.y_val
     err = y_va - y_tr.mean(axis=0)
-    return {"val.rmse": float(np.sqrt((err ** 2).mean())), "val.mae": float(np.abs(err).mean())}
+    out = {"val.rmse": float(np.sqrt((err ** 2).mean())), "val.mae": float(np.abs(err).mean())}
+    return {k: v for k, v in out.items() if k.split(".")[1] in measured}
 
 
 @dataclass
@@ -169,12 +189,12 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
 
     batch = program.train_batch
     micro = program.accumulate  # micro-batches per optimizer step
-    per_epoch = program.n_train // (batch * micro)  # the last partial step is dropped: one shape, one compiled step
+    per_epoch = epoch_steps(spec, program.n_train)  # the last partial step is dropped: one compiled step
     mx = spec.stop.max
-    total_steps = int(mx.value) * per_epoch if mx.unit == ir.Unit.epochs else int(mx.value)
-    max_epochs = int(mx.value) if mx.unit == ir.Unit.epochs else math.ceil(total_steps / per_epoch)
+    n_steps = run_steps(spec, per_epoch)
+    max_epochs = int(mx.value) if mx.unit == ir.Unit.epochs else math.ceil(n_steps / per_epoch)
     base_lr = float(dict(spec.optimizer.args)["lr"])
-    lr_at = LrSchedule(spec.schedule, base_lr, per_epoch, total_steps)
+    lr_at = LrSchedule(spec.schedule, base_lr, per_epoch, n_steps)
     rng = np.random.default_rng(spec.run.seed)
 
     # Evaluation indices: fixed-size chunks, the last one padded and masked, so one compiled graph serves all.
@@ -217,7 +237,8 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
     def take_snapshot(epoch: int, step: int) -> dict:
         """The last good state, on the host: weights, buffers and optimizer state."""
         tensors = {**program.state(), **program.optimizer_state()}
-        return {"epoch": epoch, "step": step, "tensors": {k: t.numpy().copy() for k, t in tensors.items()}}
+        return {"epoch": epoch, "step": step, "schedule": lr_at.state(),
+                "tensors": {k: t.numpy().copy() for k, t in tensors.items()}}
 
     if guard and guard.action == "rollback":
         snapshot = take_snapshot(0, 0)  # the initial weights are a good state too
@@ -231,7 +252,7 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
             steps_this_epoch = 0
             lr = lr_at(step) * lr_scale  # the lr logged for an epoch is that of its last step
             for b in range(per_epoch):
-                if step >= total_steps:
+                if step >= n_steps:
                     break
                 lr = lr_at(step) * lr_scale
                 first = b * batch * micro
@@ -278,6 +299,7 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
                 rollbacks += 1
                 lr_scale *= guard.lr_factor
                 epoch, step = snapshot["epoch"], snapshot["step"]
+                lr_at.restore(snapshot["schedule"])
                 for k, t in {**program.state(), **program.optimizer_state()}.items():
                     t.assign(Tensor(snapshot["tensors"][k])).realize()
                 progress.write(f"diverged ({why}): rolled back to epoch {epoch}, lr x{guard.lr_factor:g} "
@@ -288,6 +310,9 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
                 stop_reason = f"diverged{tried}: {why}; lower the learning rate or clip gradients"
                 break
             best_train = train_loss if best_train is None else min(best_train, train_loss)
+            lr_note = lr_at.observe(row)  # a plateau schedule lowers the lr here
+            if lr_note:
+                progress.write(lr_note)
             if guard and guard.action == "rollback":
                 snapshot = take_snapshot(epoch, step)
             value = row.get(str(monitor))
@@ -314,7 +339,7 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
                 v = row.get(str(when.monitor))
                 if v is not None and _CMP[when.op](v, when.value):
                     stop_reason = f"threshold reached: {when.monitor} = {v:.4g} {when.op} {when.value:g}"
-            if stop_reason is None and step >= total_steps:
+            if stop_reason is None and step >= n_steps:
                 stop_reason = f"reached stop.max ({mx.value:g} {mx.unit.value})"
     except KeyboardInterrupt:
         stop_reason = "interrupted"

@@ -16,7 +16,14 @@ Conventions
 * Losses are means over the batch (``cross_entropy``) or over all elements
   (``mse``, ``mae``, ``huber``, ``bce``).
 * L2 with coefficient ``lam`` adds ``lam/2 * sum(W**2)`` for every dense weight
-  matrix (not biases).
+  matrix (not biases); L1 with coefficient ``l1`` adds ``l1 * sum|W|`` (gradient
+  ``l1 * sign(W)``, 0 at 0).
+* ``make_optimizer`` builds sgd/adam/adamw; ``make_any_optimizer`` also builds
+  rmsprop, adagrad (torch.optim semantics) and lamb (You et al. 2020).
+* ``train_steps`` optionally applies L1, clip-by-value, per-parameter lr
+  multipliers, frozen parameters, per-parameter optimizers (groups) and
+  decoupled weight decay (``p_new -= lr * wd * p_before``), in the order of the
+  compiled step.
 """
 
 from __future__ import annotations
@@ -35,8 +42,12 @@ __all__ = [
     "loss_and_grads",
     "grad_norm",
     "clip_grads",
+    "clip_grad_value",
+    "penalties",
     "Optimizer",
+    "AnyOptimizer",
     "make_optimizer",
+    "make_any_optimizer",
     "train_steps",
 ]
 
@@ -301,6 +312,36 @@ def clip_grads(grads: dict[str, np.ndarray], max_norm: float) -> dict[str, np.nd
     return {k: g * coef for k, g in grads.items()}
 
 
+def clip_grad_value(grads: dict[str, np.ndarray], value: float) -> dict[str, np.ndarray]:
+    """Clamp every gradient element to ``[-value, value]`` (torch.nn.utils.clip_grad_value_)."""
+    return {k: np.clip(g, -value, value) for k, g in grads.items()}
+
+
+# ----------------------------------------------------------------------------
+# penalties on the weight matrices
+# ----------------------------------------------------------------------------
+
+def penalties(params: dict[str, np.ndarray], grads: dict[str, np.ndarray], l1: float = 0.0, l2: float = 0.0,
+              skip=()) -> tuple[float, dict[str, np.ndarray]]:
+    """(penalty value, grads with the penalty gradients added) for every ``.W`` not in ``skip``.
+
+    L2: ``l2/2 * sum(W**2)``, gradient ``l2 * W``.  L1: ``l1 * sum|W|``, gradient
+    ``l1 * sign(W)`` (the subgradient 0 at W = 0).
+    """
+    value = 0.0
+    out = dict(grads)
+    for k, w in params.items():
+        if not k.endswith(".W") or k in skip:
+            continue
+        if l2:
+            value += 0.5 * l2 * float(np.sum(w * w))
+            out[k] = out[k] + l2 * w
+        if l1:
+            value += l1 * float(np.sum(np.abs(w)))
+            out[k] = out[k] + l1 * np.sign(w)
+    return value, out
+
+
 # ----------------------------------------------------------------------------
 # optimizers (PyTorch semantics, per-parameter state)
 # ----------------------------------------------------------------------------
@@ -382,27 +423,136 @@ def make_optimizer(kind: str, **hyper) -> Optimizer:
     return Optimizer(kind, **hyper)
 
 
+class AnyOptimizer(Optimizer):
+    """``Optimizer`` plus rmsprop, adagrad and lamb (``t`` is the parameter's 1-based step):
+
+      rmsprop: alpha=0.99, eps=1e-8, momentum=0, centered=False, weight_decay=0 (torch.optim.RMSprop)
+          g += wd*p; v = alpha*v + (1-alpha)*g^2;
+          centered: a = alpha*a + (1-alpha)*g, d = sqrt(v - a^2) + eps; else d = sqrt(v) + eps;
+          momentum: buf = momentum*buf + g/d (buf starts at 0), p -= lr*buf; else p -= lr*g/d
+      adagrad: lr_decay=0, eps=1e-10, initial_accumulator_value=0, weight_decay=0 (torch.optim.Adagrad)
+          g += wd*p; s += g^2 (s starts at initial_accumulator_value);
+          p -= lr/(1 + (t-1)*lr_decay) * g/(sqrt(s) + eps)
+      lamb: b1=0.9, b2=0.999, eps=1e-6, weight_decay=0 (You et al. 2020; no torch builtin)
+          Adam's m, v with bias correction; r = mhat/(sqrt(vhat) + eps) + wd*p;
+          p -= lr * trust * r, trust = ||p||/||r|| per tensor (1 when either norm is 0)
+    """
+
+    _DEFAULTS = {
+        **Optimizer._DEFAULTS,
+        "rmsprop": {"alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "centered": False, "weight_decay": 0.0},
+        "adagrad": {"lr_decay": 0.0, "eps": 1e-10, "initial_accumulator_value": 0.0, "weight_decay": 0.0},
+        "lamb": {"b1": 0.9, "b2": 0.999, "eps": 1e-6, "weight_decay": 0.0},
+    }
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray], lr: float):
+        if self.kind in Optimizer._DEFAULTS:
+            return super().step(params, grads, lr)
+        update = {"rmsprop": self._rmsprop, "adagrad": self._adagrad, "lamb": self._lamb}[self.kind]
+        new = {}
+        for name, p in params.items():
+            g = np.asarray(grads[name], dtype=np.float64)
+            new[name] = update(np.asarray(p, dtype=np.float64), g, lr, self.state.setdefault(name, {}))
+        return new
+
+    def _rmsprop(self, p, g, lr, st):
+        h = self.hyper
+        alpha, eps, mu = h["alpha"], h["eps"], h["momentum"]
+        if h["weight_decay"]:
+            g = g + h["weight_decay"] * p
+        v = alpha * st.get("v", 0.0) + (1.0 - alpha) * g * g
+        st["v"] = v
+        if h["centered"]:
+            a = alpha * st.get("a", 0.0) + (1.0 - alpha) * g
+            st["a"] = a
+            d = np.sqrt(v - a * a) + eps
+        else:
+            d = np.sqrt(v) + eps
+        if mu:
+            buf = mu * st.get("buf", 0.0) + g / d
+            st["buf"] = buf
+            return p - lr * buf
+        return p - lr * g / d
+
+    def _adagrad(self, p, g, lr, st):
+        h = self.hyper
+        t = st.get("t", 0) + 1
+        if h["weight_decay"]:
+            g = g + h["weight_decay"] * p
+        s = st.get("sum", np.full_like(p, h["initial_accumulator_value"])) + g * g
+        st["t"], st["sum"] = t, s
+        clr = lr / (1.0 + (t - 1) * h["lr_decay"])
+        return p - clr * g / (np.sqrt(s) + h["eps"])
+
+    def _lamb(self, p, g, lr, st):
+        h = self.hyper
+        b1, b2 = h["b1"], h["b2"]
+        t = st.get("t", 0) + 1
+        m = b1 * st.get("m", 0.0) + (1.0 - b1) * g
+        v = b2 * st.get("v", 0.0) + (1.0 - b2) * g * g
+        st["t"], st["m"], st["v"] = t, m, v
+        r = (m / (1.0 - b1 ** t)) / (np.sqrt(v / (1.0 - b2 ** t)) + h["eps"]) + h["weight_decay"] * p
+        w_norm, r_norm = float(np.sqrt(np.sum(p * p))), float(np.sqrt(np.sum(r * r)))
+        trust = w_norm / r_norm if w_norm > 0 and r_norm > 0 else 1.0
+        return p - lr * trust * r
+
+
+def make_any_optimizer(kind: str, **hyper) -> AnyOptimizer:
+    """Any of sgd, adam, adamw, rmsprop, adagrad, lamb."""
+    return AnyOptimizer(kind, **hyper)
+
+
 # ----------------------------------------------------------------------------
 # training loop
 # ----------------------------------------------------------------------------
 
-def train_steps(params, batches, activations, loss, loss_args, optimizer: Optimizer, lrs,
-                l2: float = 0.0, clip: float | None = None):
-    """Run one step per batch. Returns (losses before each update incl. L2, final params).
+def train_steps(params, batches, activations, loss, loss_args, optimizer: Optimizer | dict, lrs,
+                l2: float = 0.0, clip: float | None = None, *, l1: float = 0.0, clip_value: float | None = None,
+                weight_decay: float = 0.0, lr_scale: dict[str, float] | None = None, frozen=()):
+    """Run one step per batch. Returns (losses before each update incl. penalties, final params).
 
     ``lrs`` is one learning rate per step (a float is used for every step).
-    Order per step: loss+grads (L2 included) -> clip (if ``clip``) -> optimizer.
+    Order per step: loss+grads -> L2 and L1 on the trained ``.W`` -> clip by value (if
+    ``clip_value``) -> clip the global norm (if ``clip``) -> optimizer -> decoupled decay.
+
+    ``optimizer`` is one optimizer for every parameter or a dict name -> optimizer (parameter
+    groups with their own settings). ``lr_scale`` multiplies a parameter's lr (a group's
+    ``lr / base lr``); ``frozen`` names parameters that never change, get no penalty and do not
+    count in the clipping norm; ``weight_decay`` is decoupled: ``p_new -= lr * wd * p_before``
+    with that parameter's (scaled) lr, on every trained parameter.
     """
     if np.isscalar(lrs):
         lrs = [float(lrs)] * len(batches)
     if len(lrs) != len(batches):
         raise ValueError(f"{len(batches)} batches but {len(lrs)} learning rates")
     params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+    unknown = (set(frozen) | set(lr_scale or {})) - set(params)
+    if unknown:
+        raise ValueError(f"no such parameters: {sorted(unknown)}")
+    plain = not (l1 or clip_value is not None or weight_decay or lr_scale or frozen or isinstance(optimizer, dict))
     losses = []
     for (x, y), lr in zip(batches, lrs):
-        value, grads = loss_and_grads(params, x, y, activations, loss, loss_args, l2)
+        if plain:  # the original path, kept exactly
+            value, grads = loss_and_grads(params, x, y, activations, loss, loss_args, l2)
+            if clip is not None:
+                grads = clip_grads(grads, clip)
+            params = optimizer.step(params, grads, lr)
+            losses.append(value)
+            continue
+        value, grads = loss_and_grads(params, x, y, activations, loss, loss_args)
+        extra, grads = penalties(params, grads, l1=l1, l2=l2, skip=frozen)
+        grads = {k: g for k, g in grads.items() if k not in frozen}
+        if clip_value is not None:
+            grads = clip_grad_value(grads, clip_value)
         if clip is not None:
             grads = clip_grads(grads, clip)
-        params = optimizer.step(params, grads, lr)
-        losses.append(value)
+        new = dict(params)
+        for name, g in grads.items():
+            plr = lr * (lr_scale or {}).get(name, 1.0)
+            opt = optimizer[name] if isinstance(optimizer, dict) else optimizer
+            new[name] = opt.step({name: params[name]}, {name: g}, plr)[name]
+            if weight_decay:
+                new[name] = new[name] - plr * weight_decay * params[name]
+        params = new
+        losses.append(value + extra)
     return losses, params

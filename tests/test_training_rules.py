@@ -129,7 +129,7 @@ def test_early_stopping_must_outwait_plateau():
                           "schedule  = warmup(50 steps) then plateau(val.loss, factor = 0.5, patience = 5)")
     diags = lint(text, "t.train")
     assert [d.code for d in diags] == ["W301"]
-    assert diags[0].severity == "warning" and "e.g. 11" in diags[0].help
+    assert diags[0].severity == "warning" and "e.g. 12" in diags[0].help
 
 
 def test_metrics_of_an_embedding_loss_are_refused():

@@ -134,8 +134,10 @@ def _analyze(path: str, sets: list[str] | None = None) -> tuple[ir.Spec, dict[st
 @app.command()
 def run(
     spec_path: str = typer.Argument(..., metavar="SPEC", help="the .train file"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="run directory (default: runs/<spec>-<time>)"),
-    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help='override a setting: --set stop.max="3 epochs"'),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR",
+                                       help="run directory (default: runs/<spec>-<time>)"),
+    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE",
+                                   help='override a setting: --set stop.max="3 epochs"'),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress lines"),
 ):
     """Train a spec: check it, load the data, compile the step and run the loop."""
@@ -244,6 +246,7 @@ def schedule(
     """Preview the learning-rate schedule over the whole run, without training."""
     spec, sources = _analyze(spec_path, set_)
     from .runtime import preview
+    from .runtime.schedule import epoch_steps
 
     if steps_per_epoch is None:
         from .runtime.data import DataError, load_data
@@ -255,7 +258,7 @@ def schedule(
             _print_diags([e.diagnostic], sources)
             sys.stderr.write("(or give --steps-per-epoch N to preview without the data)\n")
             raise typer.Exit(1) from None
-        steps_per_epoch = max(1, len(ds.x_train) // (spec.data.batch * spec.regularization.accumulate))
+        steps_per_epoch = epoch_steps(spec, len(ds.x_train))
     print(preview.table(spec, steps_per_epoch))
     if plot is not None:
         try:
@@ -268,7 +271,8 @@ def schedule(
 @app.command("compile")
 def compile_(
     spec_path: str = typer.Argument(..., metavar="SPEC", help="the .train file"),
-    emit: str = typer.Option("ir", "--emit", metavar="ir|ast", help="what to print: ast (the syntax tree) or ir (the checked IR)"),
+    emit: str = typer.Option("ir", "--emit", metavar="ir|ast",
+                             help="what to print: ast (the syntax tree) or ir (the checked IR)"),
     set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="override a setting, as for run"),
 ):
     """Print a stage of the compiler as YAML, for inspection and diffs."""

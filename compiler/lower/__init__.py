@@ -119,8 +119,9 @@ def _class_weights(weights, class_counts: np.ndarray | None) -> tuple[float, ...
     """`balanced`: n / (K * count_k) from the training labels (scikit-learn's formula)."""
     if weights != "balanced":
         return weights
-    counts = np.maximum(class_counts.astype(np.float64), 1.0)
-    return tuple(float(w) for w in counts.sum() / (len(counts) * counts))
+    n = float(class_counts.sum())
+    counts = np.maximum(class_counts.astype(np.float64), 1.0)  # a class absent from training: finite weight
+    return tuple(float(w) for w in n / (len(counts) * counts))
 
 
 def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
@@ -188,7 +189,10 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
             a["weights"] = _class_weights(a["weights"], class_counts)
     metric_pred = values[spec.loss.terms[0].pred]  # metrics read the first loss term's prediction
     pred_width = next((la.out.shape[-1] for la in model.layers if la.name == metric_pred), 1)
-    ctx = MetricCtx(n_classes=n_classes, n_outputs=pred_width)
+    # r2 sums (y - c) and (y - c)^2 around a centre near the data, so float32 keeps its digits
+    center = None if classify else tuple(float(c) for c in np.ravel(
+        target_shift if target_shift is not None else y_train.mean(0)))
+    ctx = MetricCtx(n_classes=n_classes, n_outputs=pred_width, target_center=center)
     kinds_args = [(m.kind, ir.argdict(m.args)) for m in spec.metrics]
     val_slots, val_size = layout(kinds_args, ctx, "val")
     train_slots, train_size = layout([(k, a) for k, a in kinds_args if METRIC_IMPL[k].scalar], ctx, "train")

@@ -48,8 +48,63 @@ def _adam(w, g, st, lr, t, a, decoupled=0.0):
     return w - lr * mhat / (vhat.sqrt() + a["eps"]), [m, v]
 
 
+def _rmsprop_state(p: Tensor, a) -> dict:
+    st = {"v": _zeros(p)}
+    if a["centered"]:
+        st["gavg"] = _zeros(p)
+    if a["momentum"]:
+        st["buf"] = _zeros(p)
+    return st
+
+
+def _rmsprop(w, g, st, lr, t, a):
+    alpha = a["alpha"]
+    if a["weight_decay"]:
+        g = g + a["weight_decay"] * w
+    v = st["v"].assign(st["v"] * alpha + g * g * (1 - alpha))
+    assigns = [v]
+    if a["centered"]:
+        gavg = st["gavg"].assign(st["gavg"] * alpha + g * (1 - alpha))
+        assigns.append(gavg)
+        # v - gavg^2 >= 0 in exact arithmetic; the clamp keeps float rounding from taking sqrt of a tiny negative
+        d = (v - gavg * gavg).maximum(0.0).sqrt() + a["eps"]
+    else:
+        d = v.sqrt() + a["eps"]
+    if a["momentum"]:  # torch: the buffer starts at zero, no first-step special case
+        buf = st["buf"].assign(st["buf"] * a["momentum"] + g / d)
+        return w - lr * buf, [*assigns, buf]
+    return w - lr * g / d, assigns
+
+
+def _adagrad_state(p: Tensor, a) -> dict:
+    return {"sum": Tensor.full(p.shape, float(a["initial_accumulator_value"]), dtype=p.dtype).contiguous()}
+
+
+def _adagrad(w, g, st, lr, t, a):
+    if a["weight_decay"]:
+        g = g + a["weight_decay"] * w
+    s = st["sum"].assign(st["sum"] + g * g)
+    clr = lr / (1 + (t - 1) * a["lr_decay"]) if a["lr_decay"] else lr
+    return w - clr * g / (s.sqrt() + a["eps"]), [s]
+
+
+def _lamb(w, g, st, lr, t, a):
+    b1, b2 = a["b1"], a["b2"]
+    m = st["m"].assign(st["m"] * b1 + g * (1 - b1))
+    v = st["v"].assign(st["v"] * b2 + g * g * (1 - b2))
+    r = (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + a["eps"])
+    if a["weight_decay"]:
+        r = r + a["weight_decay"] * w
+    w_norm, r_norm = (w * w).sum().sqrt(), (r * r).sum().sqrt()
+    trust = ((w_norm > 0) & (r_norm > 0)).where(w_norm / r_norm.maximum(1e-30), 1.0)  # no 0/0 in either branch
+    return w - lr * trust * r, [m, v]
+
+
 OPT_IMPL: dict[str, tuple[Callable, Callable]] = {
     "sgd": (_sgd_state, _sgd),
     "adam": (_adam_state, _adam),
     "adamw": (_adam_state, lambda w, g, st, lr, t, a: _adam(w, g, st, lr, t, a, decoupled=a["weight_decay"])),
+    "rmsprop": (_rmsprop_state, _rmsprop),
+    "adagrad": (_adagrad_state, _adagrad),
+    "lamb": (_adam_state, _lamb),
 }
