@@ -6,6 +6,7 @@ References: hand computation from the definitions in specs/README.md, and numpy.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -167,3 +168,38 @@ def test_schedule_command_prints_the_curve(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     r = trainc("schedule", "examples/digits.train", "--set", 'data.source=csv("nope.csv", target = "label")')
     assert r.returncode == 1 and "--steps-per-epoch" in r.stderr
+
+
+# ---- schedules in real runs ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["one_cycle_digits.train", "cosine_restarts_digits.train"])
+def test_the_run_follows_the_previewed_curve(tmp_path, name):
+    """The lr logged for each epoch (that of its last step) is the preview's value at that step."""
+    from trainc.runtime import preview
+
+    r = trainc("run", f"specs/{name}", "-q", "--out", str(tmp_path), "--set", "stop.max=3 epochs",
+               "--set", "stop.early=plateau(val.loss, patience = 50)")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    per_epoch = rows[0]["step"]
+    text = (ROOT / "specs" / name).read_text()
+    spec = analyze(re.sub(r"max\s*=\s*\d+ epochs", "max = 3 epochs", text, count=1), name)
+    curve = preview.curve(spec, per_epoch)
+    assert [row["lr"] for row in rows] == pytest.approx([curve[row["step"] - 1] for row in rows], rel=1e-9)
+
+
+def test_plateau_lowers_the_lr_in_a_run(tmp_path):
+    r = trainc("run", "specs/plateau_diabetes.train", "--out", str(tmp_path), "--set", "stop.max=40 epochs")
+    assert r.returncode == 0, r.stderr
+    notes = [line for line in r.stderr.splitlines() if line.startswith("plateau:")]
+    assert notes and "lr x0.5 -> 5.00e-03" in notes[0]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    after_warmup = [row["lr"] for row in rows if row["epoch"] > 5]
+    assert after_warmup[0] == pytest.approx(1e-2)
+    drops = [b / a for a, b in zip(after_warmup, after_warmup[1:]) if b != a]
+    assert drops and all(d == pytest.approx(0.5) for d in drops)
+    # every reduction announced shows in the next epoch's lr (the last may come after the last epoch)
+    announced = [float(n.rsplit("-> ", 1)[1]) for n in notes]
+    seen = sorted(set(after_warmup), reverse=True)[1:]
+    assert seen == pytest.approx(announced[:len(seen)], rel=1e-2) and len(seen) >= len(announced) - 1
