@@ -511,9 +511,9 @@ def test_spec_rmsprop_digits(tmp_path):
     assert result.final["val.accuracy"] >= 0.9
 
 
-def test_spec_adagrad_wine_like(tmp_path):
+def test_spec_adagrad_diabetes(tmp_path):
     """Reference: the training loss going down and val.rmse below the always-the-mean baseline."""
-    spec, _, result = _train_spec("adagrad_wine_like", tmp_path, 6)
+    spec, _, result = _train_spec("adagrad_diabetes", tmp_path, 6)
     assert spec.optimizer.kind == "adagrad"
     losses = [r["train.loss"] for r in result.history]
     assert losses[-1] < 0.7 * losses[0]
