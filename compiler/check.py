@@ -18,11 +18,13 @@ def infer_shapes(model: ir.Model) -> tuple[ir.Model, list[Diagnostic]]:
     types: dict[str, ir.TensorType | None] = {i.name: i.type for i in model.inputs}
     layers, diags = [], []
     for layer in model.layers:
-        x = types.get(layer.inputs[0])
+        entry = C.LAYERS.get(layer.op)
+        xs = [types.get(i) for i in layer.inputs]
         out = None
-        if x is not None:
+        if all(x is not None for x in xs):
             try:
-                out = C.LAYERS.get(layer.op).extra["shape"](x, ir.argdict(layer.args))
+                x = xs if entry.extra.get("multi") else xs[0]
+                out = entry.extra["shape"](x, ir.argdict(layer.args))
             except C.ShapeError as e:
                 diags.append(Diagnostic(code="E401", message=str(e), span=layer.span, help=e.help))
         types[layer.name] = out

@@ -671,14 +671,16 @@ class _ModelBuilder:
         for stage in stages:
             stage = env.get(stage.dotted, stage) if isinstance(stage, ir.Ref) and len(stage.parts) == 1 else stage
             if cur is None:
-                cur = self.value(stage)
+                cur = self.value(stage, prefix, env)
                 continue
             cur = self.apply(stage, cur, prefix, env, depth)
         return cur
 
-    def value(self, stage: ir.Expr) -> str:
+    def value(self, stage: ir.Expr, prefix: str = "", env: dict | None = None) -> str:
         if isinstance(stage, ir.Ref) and stage.dotted in self.values:
             return self.values[stage.dotted]
+        if isinstance(stage, ir.Call) and (entry := C.LAYERS.get(stage.name.dotted)) and entry.extra.get("multi"):
+            return self.multi(entry, stage, None, prefix, env or {})  # `r = add(h, x) -> relu`
         if isinstance(stage, ir.Ref) and stage.dotted in self.broken:
             raise SpecError([])
         if isinstance(stage, ir.Ref) and (stage.dotted in C.LAYERS or stage.dotted in self.blocks):
@@ -705,16 +707,43 @@ class _ModelBuilder:
                 raise _err("E212", f"blocks nest deeper than {self.MAX_DEPTH} (is '{name}' recursive?)", stage.span)
             block = self.blocks[name]
             bound = self.bind_block(block, stage)
-            return self.flow(block.body, self.fresh(prefix, name), bound, depth + 1, start=cur)
+            inner = self.fresh(prefix, name)
+            # `in` names the block's own input inside its body: `block res(w) { dense(w) -> add(in) }`
+            self.values[f"{inner}.in"] = cur
+            bound.setdefault("in", ir.Ref(parts=(f"{inner}.in",), span=stage.span))
+            try:
+                return self.flow(block.body, inner, bound, depth + 1, start=cur)
+            finally:
+                del self.values[f"{inner}.in"]
         if name in self.values:
             raise _err("E206", f"'{name}' is a value; only the first stage of a pipeline can be a value",
                        ref.span, f"start a new line: `... = {name} -> ...`")
         entry = lookup(C.LAYERS, stage, "a layer")
+        if entry.extra.get("multi"):
+            return self.multi(entry, stage, cur, prefix, env)
         args = bind(entry, C.LAYERS, stage)
         if "init" in args:
             args["init"] = self.init(args["init"])
         layer = ir.Layer(name=self.fresh(prefix, entry.name), op=entry.name,
                          args=tuple(args.items()), inputs=(cur,), span=stage.span)
+        self.layers.append(layer)
+        return layer.name
+
+    def multi(self, entry: C.Entry, stage: ir.Expr, cur: str | None, prefix: str, env: dict) -> str:
+        """A layer of several inputs: its positional arguments are values, after the one flowing in."""
+        pos = stage.args if isinstance(stage, ir.Call) else ()
+        inputs = [cur] if cur is not None else []
+        for a in pos:
+            a = env.get(a.dotted, a) if isinstance(a, ir.Ref) and len(a.parts) == 1 else a
+            inputs.append(self.value(a))
+        if len(inputs) < 2:
+            raise _err("E301", f"{entry.name} needs at least two inputs", stage.span,
+                       f"write `h -> {entry.name}(x)` or `{entry.name}(a, b)`")
+        call = ir.Call(name=ir.Ref(parts=(entry.name,), span=stage.span), args=(),
+                       kwargs=stage.kwargs if isinstance(stage, ir.Call) else (), span=stage.span)
+        args = bind(entry, C.LAYERS, call)
+        layer = ir.Layer(name=self.fresh(prefix, entry.name), op=entry.name, args=tuple(args.items()),
+                         inputs=tuple(inputs), span=stage.span)
         self.layers.append(layer)
         return layer.name
 

@@ -443,6 +443,10 @@ def _read(
         return _read_csv(source, base_dir, task, default_target, default_features)
     if source.kind == "npz":
         return _read_npz(source, base_dir, task)
+    from .sources import READERS  # more kinds: image folders, text, time series
+
+    if source.kind in READERS:
+        return READERS[source.kind](source, base_dir, task)
     _fail(
         "E506",
         f"unknown data source kind '{source.kind}'; expected one of: {', '.join(SOURCE_KINDS)}",

@@ -6,10 +6,15 @@ module and registers itself on import. No tinygrad here: lint reads this package
 implementation of each entry lives in `compiler/lower/`, keyed by the same name.
 """
 
-from . import data, inits, layers, losses, metrics, optimizers, schedules  # noqa: F401 - they register
+from . import base, data, inits, layers, losses, metrics, optimizers, schedules  # noqa: F401 - they register
+from . import layers_attention, layers_sequence, layers_vision  # noqa: F401 - they register
+
 from .base import *  # noqa: F403
 from .base import REQUIRED, UNITS, Registry  # noqa: F401 - named for readers
 from ..ir import DType
+
+for _entry in base.LAYERS.entries.values():  # layers without a shape function keep their input's shape
+    _entry.extra.setdefault("shape", lambda x, args: x)
 
 # ---------------------------------------------------------------------------------------------
 # Sections and keys
@@ -62,6 +67,6 @@ SECTIONS = {  # section -> {key: description}
 VALUE_SECTIONS = {"loss", "optimizer", "schedule", "metrics"}  # written `name = value`
 BLOCK_SECTIONS = {"data", "model", "regularization", "stop", "checkpoint", "run"}  # written `name { ... }`
 
-DTYPES = {"f32": DType.f32}
+DTYPES = {"f32": DType.f32, "i32": DType.i32}  # i32: token ids, for `embedding`
 DEVICES = ("auto", "cpu", "cuda", "metal")
 

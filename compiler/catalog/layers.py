@@ -68,5 +68,40 @@ def _batchnorm_shape(x: TensorType, args: dict) -> TensorType:
     return x
 
 
-for _name, _entry in LAYERS.entries.items():
-    _entry.extra.setdefault("shape", lambda x, args: x)
+# ---- layers with several inputs: `h -> add(x)` (h and x), `concat(a, b)` ---------------------------
+# Their positional arguments are model values; in a pipeline the value flowing in comes first.
+
+
+@LAYERS.register(multi=True)
+def add():
+    """Element-wise sum of its inputs, all of one shape: residual connections (`h -> add(x)`)."""
+
+
+@LAYERS.register(multi=True)
+def concat(axis: Int() = -1):
+    """Joins its inputs along `axis` of the example (0 is the first axis after the batch; -1 the last)."""
+
+
+@shape_fn("add")
+def _add_shape(xs: list, args: dict) -> TensorType:
+    first = xs[0]
+    for x in xs[1:]:
+        if x.shape != first.shape:
+            raise ShapeError(f"add needs inputs of one shape, found {first} and {x}",
+                             help="project one of them with dense(...) to the other's size")
+    return first
+
+
+@shape_fn("concat")
+def _concat_shape(xs: list, args: dict) -> TensorType:
+    rank = len(xs[0].shape)
+    axis = args["axis"] + rank if args["axis"] < 0 else args["axis"]
+    if not 0 <= axis < rank:
+        raise ShapeError(f"concat axis {args['axis']} is out of range for {xs[0]}")
+    for x in xs[1:]:
+        if len(x.shape) != rank or any(a != b for i, (a, b) in enumerate(zip(x.shape, xs[0].shape)) if i != axis):
+            raise ShapeError(f"concat along axis {args['axis']} needs the other axes equal, found {xs[0]} and {x}")
+    shape = list(xs[0].shape)
+    shape[axis] = sum(x.shape[axis] for x in xs)
+    return TensorType(dtype=xs[0].dtype, shape=tuple(shape))
+

@@ -179,8 +179,9 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
             t.realize()
     step_count = Tensor.zeros(1).contiguous().realize()
 
-    X_tr, Y_tr = _to_tensor(x_train), _to_tensor(y_train, y_dtype)
-    X_va, Y_va = _to_tensor(x_val), _to_tensor(y_val, y_dtype)
+    x_dtype = dtypes.int32 if model.inputs[0].type.dtype == ir.DType.i32 else dtypes.float32  # token ids
+    X_tr, Y_tr = _to_tensor(x_train, x_dtype), _to_tensor(y_train, y_dtype)
+    X_va, Y_va = _to_tensor(x_val, x_dtype), _to_tensor(y_val, y_dtype)
     input_name = model.inputs[0].name
     values = dict(model.values)
     terms = [(t, ir.argdict(t.args)) for t in spec.loss.terms]
@@ -203,8 +204,9 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
     def forward(x: Tensor, training: bool) -> dict[str, Tensor]:
         out = {input_name: x}
         for layer in model.layers:
-            out[layer.name] = LAYER_IMPL[layer.op](out[layer.inputs[0]], layers[layer.name],
-                                                   ir.argdict(layer.args), training)
+            xs = [out[i] for i in layer.inputs]
+            x = xs if len(layer.inputs) > 1 else xs[0]
+            out[layer.name] = LAYER_IMPL[layer.op](x, layers[layer.name], ir.argdict(layer.args), training)
         return out
 
     def data_loss(out: dict[str, Tensor], y: Tensor, mask: Tensor | None = None) -> Tensor:

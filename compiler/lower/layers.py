@@ -87,4 +87,18 @@ LAYER_IMPL: dict[str, Callable] = {
     "softmax": lambda x, st, a, t: x.softmax(-1),
     "dropout": lambda x, st, a, t: x.dropout(a["p"]) if t else x,
     "flatten": lambda x, st, a, t: x.reshape(x.shape[0], -1),
+    "add": lambda xs, st, a, t: sum(xs[1:], xs[0]),
+    "concat": lambda xs, st, a, t: xs[0].cat(*xs[1:], dim=a["axis"] if a["axis"] < 0 else a["axis"] + 1),
 }
+
+
+def _merge_families() -> None:
+    """Layer families live in their own modules (layers_vision, layers_sequence, layers_attention)."""
+    from . import layers_attention, layers_sequence, layers_vision
+
+    for fam in (layers_vision, layers_sequence, layers_attention):
+        MAKE.update(fam.MAKE)
+        LAYER_IMPL.update(fam.LAYER_IMPL)
+
+
+_merge_families()

@@ -1,0 +1,4 @@
+"""Attention and transformer layers."""
+
+from ..ir import TensorType  # noqa: F401 - for shape functions
+from .base import *  # noqa: F403 - the schema vocabulary: Int, Float, Choice, registries

@@ -1,0 +1,6 @@
+"""Convolutions, pooling, normalisation and reshaping layers. (tinygrad implementations)"""
+
+from typing import Callable
+
+MAKE: dict[str, Callable] = {}  # op -> (layer, input type, rng) -> LayerState with numpy params
+LAYER_IMPL: dict[str, Callable] = {}  # op -> (x, state, args, training) -> y
