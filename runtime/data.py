@@ -88,6 +88,7 @@ class _Raw:
     y: np.ndarray  # classification: str [n]; regression: float64 [n, n_targets]
     feature_names: tuple[str, ...] | None
     source: ir.Source
+    ordered: bool = False  # rows follow time (series windows, text): split in order, never shuffled across
 
 
 def _available(names: Sequence[str], limit: int = 12) -> str:
@@ -492,7 +493,8 @@ def _round(x: float) -> int:
     return int(math.floor(x + 0.5 + 1e-9))
 
 
-def _split_indices(n: int, split: ir.Split, labels: np.ndarray | None, rng: np.random.Generator, what: str):
+def _split_indices(n: int, split: ir.Split, labels: np.ndarray | None, rng: np.random.Generator, what: str,
+                   ordered: bool = False):
     train, val = split.train, split.val
     if not (0 < train <= 1 and 0 < val <= 1 and train + val <= 1 + 1e-9):
         _fail(
@@ -501,7 +503,11 @@ def _split_indices(n: int, split: ir.Split, labels: np.ndarray | None, rng: np.r
             split.span,
             help="e.g. split = { train = 0.8, val = 0.2 }",
         )
-    if labels is not None:
+    if ordered:  # the past trains, the future validates: no example of val leaks into train
+        n_train = _round(train * n)
+        n_end = min(_round((train + val) * n), n)
+        train_idx, val_idx = np.arange(n_train), np.arange(n_train, n_end)
+    elif labels is not None:
         train_parts, val_parts = [], []
         for c in np.unique(labels):
             members = np.flatnonzero(labels == c)
@@ -581,7 +587,7 @@ def load_data(data: ir.Data, base_dir: pathlib.Path, seed: int) -> Dataset:
         else:
             classes, y_all = None, raw.y
         strata = y_all if (classify and data.split.stratify) else None
-        tr, va = _split_indices(n, data.split, strata, rng, f"'{data.source.path}'")
+        tr, va = _split_indices(n, data.split, strata, rng, f"'{data.source.path}'", ordered=raw.ordered)
         x_tr, x_va, y_tr, y_va = raw.x[tr], raw.x[va], y_all[tr], y_all[va]
         names = raw.feature_names
     else:
