@@ -6,6 +6,7 @@ the data (the number of features and classes) is checked by the runtime against 
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from . import catalog as C
@@ -66,6 +67,13 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
                                     f"but data.task is {task.value}", span=term.span))
         t = value_type(model, term.pred)
         if t is None:
+            continue
+        if term.target != "target":
+            src = next(i.type for i in model.inputs if i.name == term.target)
+            if math.prod(src.shape) != math.prod(t.shape):
+                diags.append(Diagnostic(code="E402", message=f"{term.kind} compares '{term.pred}' {t} with the input "
+                                        f"'{term.target}' {src}: their sizes differ", span=term.span,
+                                        help=f"end the decoder with dense({math.prod(src.shape)})"))
             continue
         if len(t.shape) != 1:
             diags.append(Diagnostic(code="E402", message=f"{term.kind} expects one axis per example, "

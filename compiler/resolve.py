@@ -224,6 +224,7 @@ class _Resolver:
         self.broken_values: set[str] = set()
         self.malformed: set[str] = set()  # sections reported as written in the wrong form
         self.selectors: list[str] = []  # values and blocks that `groups` and `freeze` may name
+        self.input_names: list[str] = []
 
     def guard(self, fn, *args, default=None):
         """Run one resolution step; record its problems and go on with `default`."""
@@ -382,6 +383,7 @@ class _Resolver:
         for stmt in sec.body:
             self.guard(m.statement, stmt)
         self.broken_values = m.broken
+        self.input_names = [i.name for i in m.inputs]
         self.selectors = sorted(set(m.values) - {i.name for i in m.inputs} | set(m.blocks))
         if not m.inputs and not any(isinstance(s, ir.InputDecl) for s in sec.body):
             self.error("E205", "the model has no input", sec.name_span, "declare one: `input x: f32[64]`")
@@ -423,10 +425,12 @@ class _Resolver:
         if pred.dotted not in values:
             raise _err("E206", f"unknown model value '{pred.dotted}'", pred.span,
                        did_you_mean(pred.dotted, values) or one_of(values))
-        if target.dotted != "target":
+        inputs = set(self.input_names)
+        if target.dotted != "target" and target.dotted not in inputs:
             raise _err("E206", f"unknown target '{target.dotted}'", target.span,
-                       "the data's target column is called `target`")
-        return [ir.LossTerm(kind=entry.name, pred=pred.dotted, target="target", weight=float(weight),
+                       "the data's target column is called `target`; an autoencoder compares with its input "
+                       f"({', '.join(sorted(inputs)) or 'none declared'})")
+        return [ir.LossTerm(kind=entry.name, pred=pred.dotted, target=target.dotted, weight=float(weight),
                             args=tuple(args.items()), span=expr.span)]
 
     def optimizer(self) -> ir.Optimizer:

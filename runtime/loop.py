@@ -38,7 +38,7 @@ def check_against_data(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
                                 help=f"declare `input {inp.name}: f32[{', '.join(map(str, ds.feature_shape))}]`"))
     for term in spec.loss.terms:
         t = value_type(spec.model, term.pred)
-        if t is None or len(t.shape) != 1:
+        if t is None or len(t.shape) != 1 or term.target != "target":  # an autoencoder's target is its input
             continue
         if term.kind == "cross_entropy" and t.shape[0] != ds.n_classes:
             diags.append(Diagnostic(code="E508", message=f"'{term.pred}' has {t.shape[0]} logits but the data has "
@@ -126,6 +126,8 @@ def baseline(spec: ir.Spec, ds: Dataset) -> dict[str, float]:
     tn = ds.target_normalizer
     y_tr = tn.shift + tn.scale * ds.y_train if tn else ds.y_train
     y_va = tn.shift + tn.scale * ds.y_val if tn else ds.y_val
+    if spec.loss.terms and spec.loss.terms[0].target != "target":  # an autoencoder: the input is the target
+        y_tr, y_va = ds.x_train.reshape(len(ds.x_train), -1), ds.x_val.reshape(len(ds.x_val), -1)
     err = y_va - y_tr.mean(axis=0)
     out = {"val.rmse": float(np.sqrt((err ** 2).mean())), "val.mae": float(np.abs(err).mean())}
     return {k: v for k, v in out.items() if k.split(".")[1] in measured}

@@ -214,7 +214,10 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
         total = None
         for term, a in terms:
             pred = out[values[term.pred]]
-            target = y if classify else y.reshape(pred.shape)
+            if term.target != "target":  # an autoencoder: the target is the model's input
+                target = out[term.target].reshape(pred.shape)
+            else:
+                target = y if classify else y.reshape(pred.shape)
             extra = {"mask": mask} if PAIRWISE.get(term.kind) else {}
             v = LOSS_IMPL[term.kind](pred, target, **a, **extra) * term.weight
             total = v if total is None else total + v
@@ -223,6 +226,9 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
     def metric_inputs(out: dict[str, Tensor], y: Tensor) -> tuple[Tensor, Tensor]:
         """The prediction and target metrics see: in the data's units for standardised targets."""
         pred = out[metric_pred]
+        first = spec.loss.terms[0].target
+        if first != "target":  # an autoencoder: metrics compare the reconstruction with the (normalised) input
+            return pred, out[first].reshape(pred.shape)
         target = y if classify else y.reshape(pred.shape)
         if t_scale is not None:
             pred, target = pred * t_scale + t_shift, target * t_scale + t_shift

@@ -1,0 +1,82 @@
+"""Classic models as specs, against their closed-form (or Newton) solutions computed in numpy:
+linear regression vs least squares, logistic regression vs Newton's method, an autoencoder vs PCA
+with the same code size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tinygrad.nn.state import safe_load
+
+from trainc.compiler import analyze
+from trainc.runtime.data import load_data
+from trainc.runtime.loop import train
+from trainc.runtime.progress import Progress
+
+SPECS = Path(__file__).parents[1] / "specs"
+
+
+def run(name: str, tmp_path: Path):
+    spec = analyze((SPECS / name).read_text(), name)
+    ds = load_data(spec.data, SPECS, spec.run.seed)
+    result = train(spec, ds, tmp_path, Progress(quiet=True))
+    w = {k: v.numpy().astype(np.float64) for k, v in safe_load(str(tmp_path / "model.safetensors")).items()}
+    return spec, ds, result, w
+
+
+def test_linear_regression_reaches_least_squares(tmp_path):
+    spec, ds, result, w = run("linear_regression.train", tmp_path)
+    x, y = ds.x_train.astype(np.float64), ds.y_train.astype(np.float64)  # standardised target
+    a = np.hstack([x, np.ones((len(x), 1))])
+    coef, *_ = np.linalg.lstsq(a, y, rcond=None)  # the closed-form optimum
+    got = np.r_[w["pred.dense0.W"][:, 0], w["pred.dense0.b"]][:, None]
+    # the features are nearly collinear (s1..s6): compare fits, not coefficients
+    train_mse = lambda c: float(((a @ c - y) ** 2).mean())  # noqa: E731
+    assert train_mse(got) == pytest.approx(train_mse(coef), rel=2e-3)
+    tn = ds.target_normalizer
+    pred = (np.hstack([ds.x_val, np.ones((len(ds.x_val), 1))]) @ coef) * tn.scale + tn.shift
+    y_val = ds.y_val * tn.scale + tn.shift
+    rmse = float(np.sqrt(((pred - y_val) ** 2).mean()))
+    assert result.final["val.rmse"] == pytest.approx(rmse, rel=1e-2)
+    assert result.final["val.rmse"] < result.baseline["val.rmse"]
+
+
+def test_logistic_regression_reaches_newtons_optimum(tmp_path):
+    spec, ds, result, w = run("logistic_regression.train", tmp_path)
+    lam = spec.regularization.l2
+    x, y = ds.x_train.astype(np.float64), ds.y_train.astype(np.float64)
+    n, d = x.shape
+
+    def objective(beta):  # mean bce + lam/2 |w|^2 (the bias is not penalised), as trainc defines it
+        z = x @ beta[:-1] + beta[-1]
+        return np.mean(np.logaddexp(0, z) - y * z) + lam / 2 * (beta[:-1] ** 2).sum()
+
+    beta = np.zeros(d + 1)
+    a = np.hstack([x, np.ones((n, 1))])
+    for _ in range(50):  # Newton's method on a convex objective
+        p = 1 / (1 + np.exp(-(a @ beta)))
+        grad = a.T @ (p - y) / n + lam * np.r_[beta[:-1], 0.0]
+        hess = (a * (p * (1 - p))[:, None]).T @ a / n + lam * np.diag(np.r_[np.ones(d), 0.0])
+        beta -= np.linalg.solve(hess, grad)
+    got = np.r_[w["logit.dense0.W"][:, 0], w["logit.dense0.b"]]
+    assert objective(got) == pytest.approx(objective(beta), rel=1e-3)
+    np.testing.assert_allclose(got, beta, atol=0.05)
+    z = ds.x_val @ beta[:-1] + beta[-1]
+    assert result.final["val.accuracy"] == pytest.approx(((z > 0) == ds.y_val).mean(), abs=1 / len(z) + 1e-9)
+    assert result.final["val.accuracy"] > 0.95
+
+
+def test_autoencoder_matches_or_beats_pca(tmp_path):
+    spec, ds, result, w = run("autoencoder_digits.train", tmp_path)
+    code = next(la.out.shape[0] for la in spec.model.layers if la.name.startswith("code.") and
+                la.name == dict(spec.model.values)["code"])
+    xt, xv = ds.x_train.astype(np.float64), ds.x_val.astype(np.float64)
+    mu = xt.mean(0)
+    _, _, vt = np.linalg.svd(xt - mu, full_matrices=False)
+    p = vt[:code]
+    pca_mse = float((((xv - mu) @ p.T @ p + mu - xv) ** 2).mean())
+    assert code == 16
+    assert result.final["val.loss"] <= 1.1 * pca_mse  # within 10% of PCA, or better
+    assert result.final["val.rmse"] == pytest.approx(np.sqrt(result.final["val.loss"]), rel=1e-4)
