@@ -80,3 +80,57 @@ def test_autoencoder_matches_or_beats_pca(tmp_path):
     assert code == 16
     assert result.final["val.loss"] <= 1.1 * pca_mse  # within 10% of PCA, or better
     assert result.final["val.rmse"] == pytest.approx(np.sqrt(result.final["val.loss"]), rel=1e-4)
+
+
+# ---- trainc summary ---------------------------------------------------------------------------
+
+HAND_COUNTS = {  # parameters counted by hand from the layer definitions
+    "examples/digits.train": (64 * 128 + 128) + (128 * 64 + 64) + (64 * 10 + 10),
+    "examples/diabetes.train": (10 * 32 + 32) + (32 + 1),
+    "specs/linear_regression.train": 10 + 1,
+    "specs/logistic_regression.train": 30 + 1,
+    "specs/autoencoder_digits.train": (64 * 128 + 128) + (128 * 16 + 16) + (16 * 128 + 128) + (128 * 64 + 64),
+}
+ROOT = SPECS.parent
+ALL_SPECS = sorted(str(p.relative_to(ROOT)) for p in [*ROOT.glob("examples/*.train"), *ROOT.glob("specs/*.train")])
+
+
+@pytest.mark.parametrize("path", sorted(HAND_COUNTS))
+def test_summary_agrees_with_a_hand_count(path):
+    from trainc.compiler.summary import rows
+
+    spec = analyze((ROOT / path).read_text(), path)
+    assert sum(r.params for r in rows(spec)) == HAND_COUNTS[path]
+
+
+@pytest.mark.parametrize("path", ALL_SPECS)
+def test_summary_counts_what_the_lowering_builds(path):
+    """For every shipped spec: the summary's count is the number of trained values the program holds."""
+    from trainc.compiler.lower import lower
+    from trainc.compiler.summary import rows
+
+    spec = analyze((ROOT / path).read_text(), path)
+    inp = spec.model.inputs[0].type
+    x = np.zeros((4, *inp.shape), np.float32)
+    if spec.data.task.value == "classification":
+        y = np.array([0, 1, 0, 1], np.int32)
+    else:
+        k = 1
+        for term in spec.loss.terms:
+            t = next((la.out for la in spec.model.layers if la.name == dict(spec.model.values)[term.pred]), None)
+            k = t.shape[-1] if t is not None else 1
+        y = np.zeros((4, k), np.float32)
+    program = lower(spec, x, y, x, y, n_classes=10 if spec.data.task.value == "classification" else None)
+    built = sum(int(np.prod(t.shape)) for t in program.named_params().values())
+    assert sum(r.params for r in rows(spec)) == built
+
+
+def test_summary_command_prints_the_table():
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("trainc")
+    r = subprocess.run([str(exe), "summary", "examples/digits.train"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "logits.mlp0.dense0    dense          f32[128]              8,320         16,512" in r.stdout
+    assert "total" in r.stdout and "17,226" in r.stdout and "memory estimate per step" in r.stdout

@@ -268,6 +268,18 @@ def schedule(
         print(f"plot written to {plot}")
 
 
+@app.command()
+def summary(
+    spec_path: str = typer.Argument(..., metavar="SPEC", help="the .train file"),
+    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="override a setting, as for run"),
+):
+    """Each node's output shape, parameter count and FLOPs per example, and a memory estimate."""
+    spec, _ = _analyze(spec_path, set_)
+    from .compiler.summary import render
+
+    print(render(spec))
+
+
 @app.command("compile")
 def compile_(
     spec_path: str = typer.Argument(..., metavar="SPEC", help="the .train file"),
