@@ -260,6 +260,8 @@ class Split:
     train: float
     val: float
     stratify: bool
+    test: float = 0.0  # held out, evaluated once at the end on the model as saved
+    folds: int = 0  # kfold(k): k runs, each validating on one k-th; train/val fractions unused
     span: Span = _span()
 
 
@@ -269,6 +271,7 @@ class Data:
     split: Split | None
     train: Source | None  # separate train and val files
     val: Source | None
+    test: Source | None = None  # a separate test file (or split.test)
     normalize: str  # standard | minmax | none
     target_normalize: str  # standard | none: regression targets, fitted on train; metrics in original units
     batch: int

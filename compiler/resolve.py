@@ -319,10 +319,16 @@ class _Resolver:
         return ir.Source(kind=entry.name, path=path, args=tuple(args.items()), span=expr.span)
 
     def split(self, expr: ir.Expr) -> ir.Split:
+        if isinstance(expr, (ir.Call, ir.Ref)) and (expr.name if isinstance(expr, ir.Call) else expr).dotted == "kfold":
+            entry = C.Entry("kfold", (C.ParamSpec("k", C.Int(min=2), C.REQUIRED),
+                                      C.ParamSpec("stratify", C.Bool, True)), "k-fold cross-validation")
+            a = bind(entry, C.Registry("split"), expr)
+            return ir.Split(train=1.0 - 1.0 / a["k"], val=1.0 / a["k"], stratify=a["stratify"], folds=a["k"],
+                            span=expr.span)
         if not isinstance(expr, ir.Record):
             raise _err("E303", f"split must be a record like {{ train = 0.8, val = 0.2 }}, found {_describe(expr)}",
                        expr.span)
-        vals = {"train": None, "val": None, "stratify": True}
+        vals = {"train": None, "val": None, "test": 0.0, "stratify": True}
         for e in expr.entries:
             if not isinstance(e, ir.Entry) or e.key not in vals:
                 name = getattr(e, "key", "?")
@@ -333,9 +339,11 @@ class _Resolver:
         if vals["train"] is None or vals["val"] is None:
             raise _err("E301", "split needs both train and val fractions", expr.span,
                        "write { train = 0.8, val = 0.2 }")
-        if vals["train"] + vals["val"] > 1 + 1e-9:
-            raise _err("E304", f"split fractions add up to {vals['train'] + vals['val']:g}, more than 1", expr.span)
-        return ir.Split(train=vals["train"], val=vals["val"], stratify=vals["stratify"], span=expr.span)
+        total = vals["train"] + vals["val"] + vals["test"]
+        if total > 1 + 1e-9:
+            raise _err("E304", f"split fractions add up to {total:g}, more than 1", expr.span)
+        return ir.Split(train=vals["train"], val=vals["val"], test=vals["test"], stratify=vals["stratify"],
+                        span=expr.span)
 
     def data(self, task: ir.Task | None) -> ir.Data:
         keys = self.keys("data")
@@ -366,7 +374,11 @@ class _Resolver:
         if task == ir.Task.classification and target_normalize != "none":
             self.error("E307", "target_normalize is for regression targets; class labels are not normalised",
                        keys["target_normalize"].key_span, "remove it")
-        return ir.Data(source=source, split=split, train=train, val=val,
+        test = self.guard(self.source, keys["test"].value) if "test" in keys else None
+        if test is not None and source is not None:
+            self.error("E211", "with `source`, a test split is a fraction: split = { train = 0.7, val = 0.15, "
+                       "test = 0.15 }", keys["test"].key_span)
+        return ir.Data(source=source, split=split, train=train, val=val, test=test,
                        normalize=get("normalize", C.Choice("standard", "minmax", "none"), "standard"),
                        target_normalize=target_normalize,
                        batch=get("batch", C.Int(min=1), 32), shuffle=get("shuffle", C.Bool, True),

@@ -67,6 +67,8 @@ class Dataset:
     classes: tuple | None  # classification: index i -> original label (sorted); regression: None
     normalizer: Normalizer
     target_normalizer: Normalizer | None = None  # regression with target_normalize = standard
+    x_test: np.ndarray | None = None  # held out: evaluated once, at the end
+    y_test: np.ndarray | None = None
 
     @property
     def n_classes(self) -> int | None:
@@ -494,39 +496,48 @@ def _round(x: float) -> int:
 
 
 def _split_indices(n: int, split: ir.Split, labels: np.ndarray | None, rng: np.random.Generator, what: str,
-                   ordered: bool = False):
-    train, val = split.train, split.val
-    if not (0 < train <= 1 and 0 < val <= 1 and train + val <= 1 + 1e-9):
+                   ordered: bool = False, fold: int | None = None):
+    """Indices of the train, val and test examples (test may be empty).
+
+    Fractions cut one seeded permutation (per class when stratified; in file order for ordered
+    sources). With `kfold(k)`, example i goes to fold (its position in that order) mod k, and fold
+    `fold` is the validation split."""
+    train, val, test = split.train, split.val, split.test
+    if not split.folds and not (0 < train <= 1 and 0 < val <= 1 and train + val + test <= 1 + 1e-9):
         _fail(
             "E505",
             f"split fractions must be above 0 and sum to at most 1, found train = {train:g}, val = {val:g}",
             split.span,
             help="e.g. split = { train = 0.8, val = 0.2 }",
         )
-    if ordered:  # the past trains, the future validates: no example of val leaks into train
-        n_train = _round(train * n)
-        n_end = min(_round((train + val) * n), n)
-        train_idx, val_idx = np.arange(n_train), np.arange(n_train, n_end)
-    elif labels is not None:
-        train_parts, val_parts = [], []
-        for c in np.unique(labels):
-            members = np.flatnonzero(labels == c)
+    groups = [np.flatnonzero(labels == c) for c in np.unique(labels)] if labels is not None and not ordered \
+        else [np.arange(n)]
+    parts: tuple[list, list, list] = ([], [], [])
+    offset = 0
+    for members in groups:
+        if not ordered:
             members = members[rng.permutation(len(members))]
-            m = len(members)
-            n_train = max(_round(train * m), 1)
-            n_end = min(max(_round((train + val) * m), n_train), m)
-            train_parts.append(members[:n_train])
-            val_parts.append(members[n_train:n_end])
-        train_idx = np.concatenate(train_parts)
-        val_idx = np.concatenate(val_parts)
-        train_idx = train_idx[rng.permutation(len(train_idx))]
-        val_idx = val_idx[rng.permutation(len(val_idx))]
-    else:
-        order = rng.permutation(n)
-        n_train = _round(train * n)
-        n_end = min(_round((train + val) * n), n)
-        train_idx, val_idx = order[:n_train], order[n_train:n_end]
-    for name, idx in (("train", train_idx), ("val", val_idx)):
+        m = len(members)
+        if split.folds:
+            fold_of = (np.arange(m) + offset) % split.folds  # offset spreads the remainders over the folds
+            offset += m
+            parts[0].append(members[fold_of != fold])
+            parts[1].append(members[fold_of == fold])
+            continue
+        n_train = max(_round(train * m), 1) if labels is not None and not ordered else _round(train * m)
+        n_val = min(max(_round((train + val) * m), n_train), m)
+        n_test = min(max(_round((train + val + test) * m), n_val), m)
+        parts[0].append(members[:n_train])
+        parts[1].append(members[n_train:n_val])
+        parts[2].append(members[n_val:n_test])
+    out = []
+    for p in parts:
+        idx = np.concatenate(p) if p else np.array([], dtype=np.int64)
+        if not ordered and len(groups) > 1:
+            idx = idx[rng.permutation(len(idx))]
+        out.append(idx.astype(np.int64))
+    train_idx, val_idx, test_idx = out
+    for name, idx in (("train", train_idx), ("val", val_idx)) + ((("test", test_idx),) if test else ()):
         if len(idx) == 0:
             _fail(
                 "E505",
@@ -534,7 +545,7 @@ def _split_indices(n: int, split: ir.Split, labels: np.ndarray | None, rng: np.r
                 split.span,
                 help="use a larger fraction or more data",
             )
-    return train_idx, val_idx
+    return train_idx, val_idx, test_idx
 
 
 def _fit_normalizer(kind: str, x: np.ndarray, span: ir.Span) -> Normalizer:
@@ -557,7 +568,7 @@ def _fit_normalizer(kind: str, x: np.ndarray, span: ir.Span) -> Normalizer:
     return Normalizer(kind, shift.astype(np.float32), scale.astype(np.float32))
 
 
-def load_data(data: ir.Data, base_dir: pathlib.Path, seed: int) -> Dataset:
+def load_data(data: ir.Data, base_dir: pathlib.Path, seed: int, fold: int | None = None) -> Dataset:
     """Read, split, encode and normalise the data a spec describes."""
     base_dir = pathlib.Path(base_dir)
     task = data.task
@@ -587,8 +598,10 @@ def load_data(data: ir.Data, base_dir: pathlib.Path, seed: int) -> Dataset:
         else:
             classes, y_all = None, raw.y
         strata = y_all if (classify and data.split.stratify) else None
-        tr, va = _split_indices(n, data.split, strata, rng, f"'{data.source.path}'", ordered=raw.ordered)
+        tr, va, te = _split_indices(n, data.split, strata, rng, f"'{data.source.path}'", ordered=raw.ordered,
+                                    fold=fold)
         x_tr, x_va, y_tr, y_va = raw.x[tr], raw.x[va], y_all[tr], y_all[va]
+        x_te, y_te = (raw.x[te], y_all[te]) if len(te) else (None, None)
         names = raw.feature_names
     else:
         if data.train is None or data.val is None:
@@ -607,6 +620,10 @@ def load_data(data: ir.Data, base_dir: pathlib.Path, seed: int) -> Dataset:
             if "features" not in ir.argdict(data.val.args):
                 default_features = raw_tr.feature_names
         raw_va = _read(data.val, base_dir, task, default_target, default_features)
+        raw_te = _read(data.test, base_dir, task, default_target, default_features) if data.test else None
+        if raw_te is not None and raw_te.x.shape[1:] != raw_tr.x.shape[1:]:
+            _fail("E506", f"test file '{data.test.path}' has features of shape {list(raw_te.x.shape[1:])}, "
+                  f"but train file '{data.train.path}' has {list(raw_tr.x.shape[1:])}", data.test.span)
         if raw_tr.x.shape[1:] != raw_va.x.shape[1:]:
             _fail(
                 "E506",
@@ -626,9 +643,12 @@ def load_data(data: ir.Data, base_dir: pathlib.Path, seed: int) -> Dataset:
                     help="train and val files must have the same feature columns, in the same order",
                 )
         if classify:
-            classes, (y_tr, y_va) = _encode_labels([raw_tr.y, raw_va.y])
+            classes, encoded = _encode_labels([raw_tr.y, raw_va.y] + ([raw_te.y] if raw_te is not None else []))
+            y_tr, y_va = encoded[0], encoded[1]
+            y_te = encoded[2] if raw_te is not None else None
         else:
             classes, y_tr, y_va = None, raw_tr.y, raw_va.y
+            y_te = raw_te.y if raw_te is not None else None
             if y_tr.shape[1] != y_va.shape[1]:
                 _fail(
                     "E506",
@@ -637,15 +657,18 @@ def load_data(data: ir.Data, base_dir: pathlib.Path, seed: int) -> Dataset:
                     data.val.span,
                 )
         x_tr, x_va = raw_tr.x, raw_va.x
+        x_te = raw_te.x if raw_te is not None else None
         names = raw_tr.feature_names
 
     normalizer = _fit_normalizer(data.normalize, x_tr, data.span)
     target_normalizer = None
     if not classify:
         y_tr, y_va = y_tr.astype(np.float32), y_va.astype(np.float32)
+        y_te = y_te.astype(np.float32) if y_te is not None else None
         if data.target_normalize != "none":
             target_normalizer = _fit_normalizer(data.target_normalize, y_tr, data.span)
             y_tr, y_va = target_normalizer.apply(y_tr), target_normalizer.apply(y_va)
+            y_te = target_normalizer.apply(y_te) if y_te is not None else None
     return Dataset(
         x_train=normalizer.apply(x_tr),
         y_train=y_tr,
@@ -655,4 +678,6 @@ def load_data(data: ir.Data, base_dir: pathlib.Path, seed: int) -> Dataset:
         classes=classes,
         normalizer=normalizer,
         target_normalizer=target_normalizer,
+        x_test=normalizer.apply(x_te) if x_te is not None else None,
+        y_test=y_te,
     )

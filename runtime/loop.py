@@ -145,6 +145,7 @@ class Result:
     final: dict = field(default_factory=dict)
     baseline: dict = field(default_factory=dict)
     reports: dict = field(default_factory=dict)  # non-scalar metrics of the saved model: {"confusion": [[...]]}
+    test: dict | None = None  # test.<metric> of the saved model, when there is a test split
 
 
 def json_safe(obj):
@@ -185,7 +186,7 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
     t0 = time.perf_counter()
     tn = ds.target_normalizer
     program = lower(spec, ds.x_train, ds.y_train, ds.x_val, ds.y_val, tn.shift if tn else None,
-                    tn.scale if tn else None, n_classes=ds.n_classes)
+                    tn.scale if tn else None, n_classes=ds.n_classes, x_test=ds.x_test, y_test=ds.y_test)
 
     from tinygrad import Tensor
 
@@ -201,23 +202,25 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
 
     # Evaluation indices: fixed-size chunks, the last one padded and masked, so one compiled graph serves all.
     eb = program.eval_batch
-    n_chunks = math.ceil(program.n_val / eb)
-    eval_idx, eval_mask = [], []
-    for c in range(n_chunks):
-        idx = np.arange(c * eb, (c + 1) * eb)
-        mask = (idx < program.n_val).astype(np.float32)
-        eval_idx.append(Tensor(np.where(idx < program.n_val, idx, 0).astype(np.int32)).realize())
-        eval_mask.append(Tensor(mask).realize())
 
-    def evaluate() -> dict[str, object]:
+    def chunks(n: int) -> list[tuple]:
+        out = []
+        for c in range(math.ceil(n / eb)):
+            idx = np.arange(c * eb, (c + 1) * eb)
+            out.append((Tensor(np.where(idx < n, idx, 0).astype(np.int32)).realize(),
+                        Tensor((idx < n).astype(np.float32)).realize()))
+        return out
+
+    val_chunks = chunks(program.n_val)
+
+    def evaluate(step=program.eval_step, parts=val_chunks, n=program.n_val, labels=ds.y_val) -> dict[str, object]:
         program.eval_acc.assign(Tensor.zeros(program.eval_acc.shape)).realize()
-        chunks = []
-        for idx, mask in zip(eval_idx, eval_mask):
-            scores = program.eval_step(idx, mask)
+        scores = []
+        for idx, mask in parts:
+            s = step(idx, mask)
             if program.host_metrics:  # AUC and the like need every example's score: one copy per chunk
-                chunks.append(scores.numpy())
-        scores = np.concatenate(chunks)[:program.n_val] if chunks else None
-        return finish_eval(program, program.eval_acc.numpy(), scores, ds.y_val)
+                scores.append(s.numpy())
+        return finish_eval(program, program.eval_acc.numpy(), np.concatenate(scores)[:n] if scores else None, labels)
 
     early = spec.stop.early
     # "best" is judged by the early-stopping monitor, else by val.loss
@@ -356,10 +359,16 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
     final = dict(best_row) if restored else dict(history[-1]) if history else {}
     # non-scalar metrics (a confusion matrix) of the model as saved
     reports = {k: v for k, v in evaluate().items() if isinstance(v, list)} if history else {}
+    test = None
+    if program.test_step is not None and history:  # the held-out split, once, on the model as saved
+        test = evaluate(program.test_step, chunks(program.n_test), program.n_test, ds.y_test)
+        reports.update({f"test.{k}": v for k, v in test.items() if isinstance(v, list)})
+        test = {f"test.{k}": v for k, v in test.items() if not isinstance(v, list)}
     _save(program, out_dir / "model.safetensors")
     seconds = time.perf_counter() - t0
     result = Result(out_dir=out_dir, stop_reason=stop_reason, epochs=epoch, steps=step, seconds=seconds,
-                    history=history, best=best_row, final=final, baseline=baseline(spec, ds), reports=reports)
+                    history=history, best=best_row, final=final, baseline=baseline(spec, ds), reports=reports,
+                    test=test)
     summary = {
         "spec": spec.path,
         "stop_reason": stop_reason,
@@ -375,7 +384,33 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
         "examples": {"train": program.n_train, "val": program.n_val},
         "baseline": result.baseline,
         "reports": reports,
+        "test": test,
         "classes": [c if isinstance(c, (int, str)) else str(c) for c in ds.classes] if ds.classes else None,
     }
     _write_json(out_dir / "summary.json", summary)
     return result
+
+
+def cross_validate(spec: ir.Spec, load, out_dir: Path, progress: Progress | None = None) -> dict:
+    """`split = kfold(k)`: k runs, each validating on one fold; every final metric's mean and spread.
+
+    `load(fold)` returns the Dataset of one fold. Each fold writes its own run directory
+    (DIR/fold0, ...); DIR/summary.json holds the folds' final values and their mean and std."""
+    progress = progress or Progress()
+    k = spec.data.split.folds
+    results = []
+    for fold in range(k):
+        progress.write(f"fold {fold + 1}/{k}")
+        results.append(train(spec, load(fold), out_dir / f"fold{fold}", progress))
+    keys = [key for key in results[0].final if key.startswith("val.")]
+    table = {key: [r.final[key] for r in results] for key in keys}
+    summary = {
+        "spec": spec.path,
+        "folds": k,
+        "mean": {key: float(np.mean(v)) for key, v in table.items()},
+        "std": {key: float(np.std(v)) for key, v in table.items()},  # population std over the folds
+        "per_fold": [{"fold": i, "stop_reason": r.stop_reason, **{key: r.final[key] for key in keys}}
+                     for i, r in enumerate(results)],
+    }
+    _write_json(out_dir / "summary.json", summary)
+    return summary

@@ -134,3 +134,55 @@ def test_summary_command_prints_the_table():
     assert r.returncode == 0, r.stderr
     assert "logits.mlp0.dense0    dense          f32[128]              8,320         16,512" in r.stdout
     assert "total" in r.stdout and "17,226" in r.stdout and "memory estimate per step" in r.stdout
+
+
+# ---- test split and k-fold cross-validation ------------------------------------------------------
+
+CANCER = (SPECS / "kfold_logistic.train").read_text()
+
+
+def _identity(ds, which):  # rows as hashable tuples, to compare splits as sets of examples
+    x = {"train": ds.x_train, "val": ds.x_val, "test": ds.x_test}[which]
+    return {tuple(np.round(r, 5)) for r in x}
+
+
+def test_kfold_partitions_the_data():
+    spec = analyze(CANCER.replace("normalize = standard", "normalize = none"), "k.train")  # raw rows compare
+    folds = [load_data(spec.data, SPECS, 0, fold=f) for f in range(5)]
+    vals = [_identity(ds, "val") for ds in folds]
+    assert sum(len(v) for v in vals) == 569 and len(set().union(*vals)) == 569
+    for ds, v in zip(folds, vals):
+        assert not (_identity(ds, "train") & v) and len(ds.x_train) + len(ds.x_val) == 569
+        assert abs(np.mean(ds.y_val) - 212 / 569) < 0.02  # stratified: each fold keeps the class balance
+
+
+def test_a_test_fraction_is_held_out_and_evaluated_once(tmp_path):
+    text = CANCER.replace("split     = kfold(5)", "split     = { train = 0.6, val = 0.2, test = 0.2 }")
+    spec = analyze(text, "t.train")
+    ds = load_data(spec.data, SPECS, 0)
+    assert len(ds.x_train) + len(ds.x_val) + len(ds.x_test) == 569
+    assert [round(len(a) / 569, 1) for a in (ds.x_train, ds.x_val, ds.x_test)] == [0.6, 0.2, 0.2]
+    assert not (_identity(ds, "test") & (_identity(ds, "train") | _identity(ds, "val")))
+    result = train(spec, ds, tmp_path, Progress(quiet=True))
+    w = {k: v.numpy().astype(np.float64) for k, v in safe_load(str(tmp_path / "model.safetensors")).items()}
+    z = ds.x_test @ w["logit.dense0.W"][:, 0] + w["logit.dense0.b"][0]
+    assert result.test["test.accuracy"] == pytest.approx(((z > 0) == ds.y_test).mean(), abs=1e-6)
+    assert set(result.test) == {"test.loss", "test.accuracy", "test.auc"}
+
+
+def test_kfold_run_reports_mean_and_spread(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("trainc")
+    r = subprocess.run([str(exe), "run", "specs/kfold_logistic.train", "-q", "--out", str(tmp_path), "--set",
+                        "stop.max=5 epochs"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    acc = [f["val.accuracy"] for f in summary["per_fold"]]
+    assert summary["folds"] == 5 and len(acc) == 5 and all((tmp_path / f"fold{i}" / "summary.json").exists()
+                                                           for i in range(5))
+    assert summary["mean"]["val.accuracy"] == pytest.approx(np.mean(acc)) and min(acc) > 0.9
+    assert summary["std"]["val.accuracy"] == pytest.approx(np.std(acc))
+    assert "5-fold cross-validation: val.loss" in r.stdout

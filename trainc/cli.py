@@ -147,14 +147,27 @@ def run(
     from .runtime.progress import Progress
 
     base = Path(spec_path).resolve().parent if spec_path != "-" else Path.cwd()
+    folds = spec.data.split.folds if spec.data.split else 0
     try:
-        ds = load_data(spec.data, base, spec.run.seed)
+        ds = load_data(spec.data, base, spec.run.seed, fold=0 if folds else None)
     except DataError as e:
         _print_diags([e.diagnostic], sources)
         raise typer.Exit(1) from None
     stem = Path(spec_path).stem if spec_path != "-" else "stdin"
     out_dir = out or Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     progress = Progress(quiet=quiet)
+    if folds:
+        from .runtime.loop import cross_validate
+
+        try:
+            cv = cross_validate(spec, lambda f: load_data(spec.data, base, spec.run.seed, fold=f), out_dir, progress)
+        except SpecError as e:
+            _print_diags(e.diagnostics, sources)
+            raise typer.Exit(1) from None
+        print(f"{folds}-fold cross-validation: " + "  ".join(
+            f"{k} {cv['mean'][k]:.4f} ± {cv['std'][k]:.4f}" for k in cv["mean"]))
+        print(f"-> {out_dir}/ (summary.json, fold0/ ... fold{folds - 1}/)")
+        return
     classes = f", {ds.n_classes} classes" if ds.n_classes else ""
     progress.write(f"trainc: {spec_path}: {len(ds.x_train)} train / {len(ds.x_val)} val examples{classes}, "
                    f"batch {spec.data.batch}, {spec.optimizer.kind}, up to {spec.stop.max.value:g} "
@@ -170,6 +183,8 @@ def run(
     which = "best epoch" if result.best is not None and final.get("epoch") != result.history[-1]["epoch"] else \
         "last epoch"
     print(f"final ({which} {final.get('epoch')}): {shown}")
+    if result.test:
+        print("test (held out, once): " + "  ".join(f"{k} {v:.4f}" for k, v in result.test.items()))
     if "confusion" in result.reports:
         print(confusion_table(result.reports["confusion"], ds.classes))
     if result.baseline:

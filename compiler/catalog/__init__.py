@@ -26,6 +26,7 @@ SECTIONS = {  # section -> {key: description}
         "split": "fractions of `source`: { train = 0.8, val = 0.2, stratify = true }",
         "train": "a separate training file (with `val`, instead of source + split)",
         "val": "a separate validation file",
+        "test": "a separate test file, evaluated once at the end (with train and val files)",
         "normalize": "standard, minmax or none (fitted on the training split only)",
         "target_normalize": "regression only: standard (default) or none; metrics stay in the target's units",
         "batch": "examples per step",

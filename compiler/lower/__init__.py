@@ -78,6 +78,8 @@ class Program:
     eval_acc: Tensor  # [loss sum, count, val metric states...]
     step_count: Tensor  # [1]: optimizer steps taken (Adam's t)
     frozen: tuple[str, ...] = ()  # parameter names that are not trained
+    test_step: Callable | None = None  # as eval_step, over the test split
+    n_test: int = 0
 
     def step(self, idxs: list[Tensor], lr: Tensor) -> None:
         """One optimizer step over `accumulate` micro-batches."""
@@ -126,7 +128,7 @@ def _class_weights(weights, class_counts: np.ndarray | None) -> tuple[float, ...
 
 def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
           target_shift: np.ndarray | None = None, target_scale: np.ndarray | None = None,
-          n_classes: int | None = None) -> Program:
+          n_classes: int | None = None, x_test: np.ndarray | None = None, y_test: np.ndarray | None = None) -> Program:
     """Build the program for a checked spec over arrays already loaded and normalised.
 
     Regression targets may be standardised (`target_shift`, `target_scale`): the loss sees them
@@ -323,9 +325,13 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
 
     eval_acc = Tensor.zeros(val_size).contiguous().realize()
 
-    def evaluate(idx: Tensor, mask: Tensor) -> Tensor:
-        x = X_va[idx]
-        y = Y_va[idx]
+    def make_eval(X: Tensor, Y: Tensor) -> Callable:
+        def evaluate(idx: Tensor, mask: Tensor) -> Tensor:
+            return evaluate_on(X[idx], Y[idx], mask)
+
+        return evaluate
+
+    def evaluate_on(x: Tensor, y: Tensor, mask: Tensor) -> Tensor:
         out = forward(x, False)
         acc = [(data_loss(out, y, mask) * mask).sum().reshape(1), mask.sum().reshape(1)]
         acc += metric_state(val_slots, out, y, mask)
@@ -336,12 +342,17 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
         Tensor.realize(result, *pending)
         return result
 
+    test_step = None
+    if x_test is not None:
+        X_te, Y_te = _to_tensor(x_test, x_dtype), _to_tensor(y_test, y_dtype)
+        test_step = TinyJit(make_eval(X_te, Y_te))
     n_train, n_val = len(x_train), len(x_val)
     return Program(spec=spec, device=device, layers=layers, opt_state=opt_state, ctx=ctx, train_slots=train_slots,
                    val_slots=val_slots, host_metrics=host_metrics, train_batch=spec.data.batch,
                    eval_batch=min(n_val, 512), n_train=n_train, n_val=n_val, accumulate=n,
                    train_step=TinyJit(step) if n == 1 else None, micro_step=TinyJit(micro_step) if n > 1 else None,
-                   apply_step=TinyJit(apply_step) if n > 1 else None, eval_step=TinyJit(evaluate),
+                   apply_step=TinyJit(apply_step) if n > 1 else None, eval_step=TinyJit(make_eval(X_va, Y_va)),
+                   test_step=test_step, n_test=len(x_test) if x_test is not None else 0,
                    train_acc=train_acc, eval_acc=eval_acc, step_count=step_count, frozen=tuple(frozen))
 
 
