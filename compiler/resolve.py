@@ -85,6 +85,12 @@ def convert(expr: ir.Expr, typ, what: str):
                 raise _err("E304", f"{what} must not be negative", expr.span)
             return (expr.value / 100.0, True)
         return (convert(expr, C.NonNegative, what), False)
+    if isinstance(typ, C.layers_vision.Padding) and isinstance(expr, ir.Number):
+        return convert(expr, C.Int(min=0), what)
+    if isinstance(typ, C.layers_vision.Dims) and isinstance(expr, ir.ListExpr):
+        bad = next((i for i in expr.items if isinstance(i, ir.Number) and not float(i.value).is_integer()), None)
+        if bad is not None:
+            raise _err("E303", f"{what} must be integers, found {bad.value:g}", bad.span)
     if isinstance(typ, C.NumList):
         if isinstance(expr, ir.Ref) and expr.dotted in typ.words:
             return expr.dotted

@@ -39,7 +39,7 @@ _activation("dropout", "Zeroes each element with probability p during training a
 
 @LAYERS.register(params=True)
 def batchnorm(momentum: Float(0.0, 1.0) = 0.1, eps: Positive = 1e-5):
-    """Batch normalisation over the batch axis, with learned scale and shift and running statistics for eval."""
+    """Batch normalisation per feature ([n]) or per channel ([C, ...]), with running statistics for eval."""
 
 
 @LAYERS.register
@@ -62,9 +62,10 @@ def _flatten_shape(x: TensorType, args: dict) -> TensorType:
 
 @shape_fn("batchnorm")
 def _batchnorm_shape(x: TensorType, args: dict) -> TensorType:
-    if len(x.shape) != 1:
-        raise ShapeError(f"batchnorm here normalises one axis of features per example, found {x}",
-                         help="put `flatten` before it")
+    # [n]: per feature (BatchNorm1d on [B, n]); [C, ...]: per channel over batch and the other axes
+    # (BatchNorm1d on [B, C, L], BatchNorm2d on [B, C, H, W])
+    if len(x.shape) < 1 or x.shape[0] < 1:
+        raise ShapeError(f"batchnorm needs at least one feature or channel axis, found {x}")
     return x
 
 

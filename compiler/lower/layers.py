@@ -13,12 +13,57 @@ from .. import ir
 # Initialisers: numpy, seeded, so weights do not depend on tinygrad's RNG.
 # ---------------------------------------------------------------------------------------------
 
-INIT_IMPL: dict[str, Callable] = {
+def _orthogonal(rng, shape, fan_in, fan_out, gain=1.0):
+    """torch.nn.init.orthogonal_: QR of a normal matrix [shape[0], rest], signs fixed by R's diagonal."""
+    rows = shape[0]
+    cols = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    flat = rng.normal(0.0, 1.0, (rows, cols))
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q = q * np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return gain * q.reshape(shape)
+
+
+INIT_IMPL: dict[str, Callable] = {  # (rng, shape, fan_in, fan_out, **args) -> float64 array of `shape`
     "he": lambda rng, shape, fan_in, fan_out: rng.normal(0.0, math.sqrt(2.0 / fan_in), shape),
+    "he_uniform": lambda rng, shape, fan_in, fan_out: rng.uniform(-1, 1, shape) * math.sqrt(6.0 / fan_in),
     "xavier": lambda rng, shape, fan_in, fan_out: rng.uniform(-1, 1, shape) * math.sqrt(6.0 / (fan_in + fan_out)),
+    "xavier_normal": lambda rng, shape, fan_in, fan_out: rng.normal(0.0, math.sqrt(2.0 / (fan_in + fan_out)), shape),
     "normal": lambda rng, shape, fan_in, fan_out, std=0.01, mean=0.0: rng.normal(mean, std, shape),
+    "uniform": lambda rng, shape, fan_in, fan_out, a=0.05: rng.uniform(-a, a, shape),
+    "orthogonal": _orthogonal,
     "zeros": lambda rng, shape, fan_in, fan_out: np.zeros(shape),
+    "ones": lambda rng, shape, fan_in, fan_out: np.ones(shape),
 }
+
+
+def _add_aliases() -> None:
+    from ..catalog.inits import ALIASES
+
+    for name, of in ALIASES.items():
+        INIT_IMPL[name] = INIT_IMPL[of]
+
+
+_add_aliases()
+
+
+def fans(shape: tuple[int, ...], dense: bool = False) -> tuple[int, int]:
+    """(fan_in, fan_out) as torch computes them. Dense weights here are [inputs, units] (torch's
+    Linear stores the transpose); convolution weights are [filters, channels/groups, k, ...]."""
+    if dense:
+        return shape[0], shape[1]
+    receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def init_weight(init: tuple, shape: tuple[int, ...], rng, dense: bool = False) -> np.ndarray:
+    """Draw a weight of `shape` with a resolved `init` argument: (name, ((arg, value), ...))."""
+    name, init_args = init
+    fan_in, fan_out = fans(shape, dense)
+    return INIT_IMPL[name](rng, shape, fan_in, fan_out, **dict(init_args))
 
 # ---------------------------------------------------------------------------------------------
 # Layers: (x, params, args) -> y. `params` are this layer's tensors by short name.
@@ -35,16 +80,14 @@ class LayerState:
 def _make_dense(layer: ir.Layer, x: ir.TensorType, rng) -> LayerState:
     a = ir.argdict(layer.args)
     fan_in, units = x.shape[0], a["units"]
-    init, init_args = a["init"]
-    w = INIT_IMPL[init](rng, (fan_in, units), fan_in, units, **dict(init_args))
-    st = LayerState(params={"W": w})
+    st = LayerState(params={"W": init_weight(a["init"], (fan_in, units), rng, dense=True)})
     if a["bias"]:
         st.params["b"] = np.zeros(units)
     return st
 
 
 def _make_batchnorm(layer: ir.Layer, x: ir.TensorType, rng) -> LayerState:
-    n = x.shape[0]
+    n = x.shape[0]  # features of [n], channels of [C, ...]
     return LayerState(params={"gamma": np.ones(n), "beta": np.zeros(n)},
                       buffers={"running_mean": np.zeros(n), "running_var": np.ones(n)})
 
@@ -58,18 +101,23 @@ def _dense(x, st, a, training):
 
 
 def _batchnorm(x, st, a, training):
+    """[B, n]: per feature; [B, C, ...]: per channel over the batch and the other axes (torch's
+    BatchNorm1d/2d). Running variance is unbiased, the normalisation uses the biased one."""
     g, b = st.params["gamma"], st.params["beta"]
+    axes = (0, *range(2, x.ndim))
+    bshape = (x.shape[1], *[1] * (x.ndim - 2))  # broadcasts against [B, C, ...]
     if not training:
-        return (x - st.buffers["running_mean"]) * (st.buffers["running_var"] + a["eps"]).rsqrt() * g + b
-    mean = x.mean(axis=0)
-    var = ((x - mean) ** 2).mean(axis=0)
-    n = x.shape[0]
+        rm, rv = st.buffers["running_mean"].reshape(bshape), st.buffers["running_var"].reshape(bshape)
+        return (x - rm) * (rv + a["eps"]).rsqrt() * g.reshape(bshape) + b.reshape(bshape)
+    mean = x.mean(axis=axes)
+    var = ((x - mean.reshape(bshape)) ** 2).mean(axis=axes)
+    n = math.prod(x.shape[i] for i in axes)
     m = a["momentum"]
     st.pending = [  # running statistics, assigned inside the jitted step (unbiased variance, as torch)
         st.buffers["running_mean"].assign(st.buffers["running_mean"] * (1 - m) + mean.detach() * m),
         st.buffers["running_var"].assign(st.buffers["running_var"] * (1 - m) + var.detach() * (m * n / max(n - 1, 1))),
     ]
-    return (x - mean) * (var + a["eps"]).rsqrt() * g + b
+    return (x - mean.reshape(bshape)) * (var.reshape(bshape) + a["eps"]).rsqrt() * g.reshape(bshape) + b.reshape(bshape)
 
 
 def _gelu(x):  # tanh approximation
