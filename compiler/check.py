@@ -121,6 +121,12 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
             diags.append(Diagnostic(code="E304", message=f"{m.kind}: k = {k} is more than the {width.shape[0]} classes",
                                     span=m.span, help=f"use k <= {width.shape[0]}"))
 
+    if model.inputs and model.inputs[0].type.dtype == ir.DType.i32 and spec.data.normalize != "none":
+        diags.append(Diagnostic(code="E307", message=f"input {model.inputs[0].name} holds token ids (i32), but "
+                                f"data.normalize = {spec.data.normalize} would rescale them",
+                                span=spec.data.span_of("normalize") if "normalize" in dict(spec.data.where)
+                                else model.inputs[0].span, help="set `normalize = none` in data"))
+
     task_known = bool(spec.loss.terms)  # when the loss failed to resolve, the task is a guess: stay quiet
     for m in spec.metrics:
         want = C.METRICS.get(m.kind).extra["task"]

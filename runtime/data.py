@@ -91,6 +91,7 @@ class _Raw:
     feature_names: tuple[str, ...] | None
     source: ir.Source
     ordered: bool = False  # rows follow time (series windows, text): split in order, never shuffled across
+    classes: tuple | None = None  # set by readers whose labels are already class ids (token ids): y is int
 
 
 def _available(names: Sequence[str], limit: int = 12) -> str:
@@ -450,11 +451,12 @@ def _read(
 
     if source.kind in READERS:
         return READERS[source.kind](source, base_dir, task)
+    kinds = (*SOURCE_KINDS, *sorted(READERS))
     _fail(
         "E506",
-        f"unknown data source kind '{source.kind}'; expected one of: {', '.join(SOURCE_KINDS)}",
+        f"unknown data source kind '{source.kind}'; expected one of: {', '.join(kinds)}",
         source.span,
-        help=did_you_mean(source.kind, SOURCE_KINDS),
+        help=did_you_mean(source.kind, kinds),
     )
 
 
@@ -594,7 +596,10 @@ def load_data(data: ir.Data, base_dir: pathlib.Path, seed: int, fold: int | None
         n = raw.x.shape[0]
         rng = np.random.default_rng(np.random.SeedSequence(int(seed) % 2**64))
         if classify:
-            classes, (y_all,) = _encode_labels([raw.y])
+            if raw.classes is not None:  # e.g. text: class index == token id, every token a class
+                classes, y_all = raw.classes, raw.y.astype(np.int32)
+            else:
+                classes, (y_all,) = _encode_labels([raw.y])
         else:
             classes, y_all = None, raw.y
         strata = y_all if (classify and data.split.stratify) else None

@@ -46,3 +46,17 @@ def rollback(lr_factor: Float(0.0, 1.0, min_open=True, max_open=True) = 0.5, ret
 @REGULARIZERS.register
 def elastic_net(alpha: NonNegative, l1_ratio: Float(0.0, 1.0) = 0.5):
     """alpha * (l1_ratio * sum|w| + (1 - l1_ratio) / 2 * sum(w^2)) over weight matrices."""
+
+
+@SOURCES.register
+def series(path: String, column: String, window: Int(min=1) = 32, horizon: Int(min=1) = 1, features: Names() = None):
+    """A time-ordered CSV as sliding windows: x = rows [i, i+window) of `features` (default `column`) as
+    [window, n_features], y = `column` `horizon` rows after the window. The split keeps time order."""
+
+
+@SOURCES.register
+def text(path: String, level: Choice("char", "word") = "char", window: Int(min=1) = 32,
+         vocab_from: Float(0.0, 1.0, min_open=True) = 0.8):
+    """A UTF-8 text for next-token prediction: x = token ids [i, i+window) as i32[window], y = the next token's id
+    (a class). `level`: characters, or words and punctuation. The vocabulary is the tokens of the first
+    `vocab_from` of the examples (set it to split.train); later unseen tokens become `<unk>`. The split keeps order."""

@@ -170,7 +170,7 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
                 if selects(g.selector, ln):
                     a.update(dict(g.args))
             t.requires_grad = True
-            trained.append((name, t, k == "W"))  # penalties apply to weight matrices only
+            trained.append((name, t, len(t.shape) >= 2))  # penalties: weight matrices, not biases or norm scales
             pargs[name] = a
     params = [t for _, t, _ in trained]
 

@@ -1,6 +1,114 @@
-"""Sequence layers: embedding, rnn, lstm, gru. (tinygrad implementations)"""
+"""Sequence layers: embedding, rnn, lstm, gru. (tinygrad implementations)
 
-from typing import Callable
+Recurrent layers follow torch.nn.RNN/LSTM/GRU exactly: per direction `W_ih` [G*H, D], `W_hh`
+[G*H, H], `b_ih`, `b_hh` [G*H] (G = 1, 4, 3 gates; LSTM gates i, f, g, o; GRU r, z, n), the
+backward direction's with a `_reverse` suffix, all drawn from U(-1/sqrt(H), 1/sqrt(H)). The time
+loop is unrolled in Python over the static T, so one jitted graph holds the whole sequence.
+Without `return_sequences` the output is the final state (torch's h_n): for a bidirectional
+layer, the forward direction after the last step joined with the backward one after the first.
+"""
 
-MAKE: dict[str, Callable] = {}  # op -> (layer, input type, rng) -> LayerState with numpy params
-LAYER_IMPL: dict[str, Callable] = {}  # op -> (x, state, args, training) -> y
+import math
+from collections.abc import Callable
+
+from tinygrad import Tensor
+
+from .. import ir
+from .layers import LayerState
+
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def _make_embedding(layer: ir.Layer, x: ir.TensorType, rng) -> LayerState:
+    a = ir.argdict(layer.args)
+    return LayerState(params={"W": rng.normal(0.0, 1.0, (a["vocab"], a["dim"]))})
+
+
+def _make_recurrent(layer: ir.Layer, x: ir.TensorType, rng) -> LayerState:
+    a = ir.argdict(layer.args)
+    h, d, g = a["units"], x.shape[-1], GATES[layer.op]
+    k = 1.0 / math.sqrt(h)
+    params = {}
+    for suffix in ("", "_reverse") if a["bidirectional"] else ("",):
+        params[f"W_ih{suffix}"] = rng.uniform(-k, k, (g * h, d))
+        params[f"W_hh{suffix}"] = rng.uniform(-k, k, (g * h, h))
+        params[f"b_ih{suffix}"] = rng.uniform(-k, k, (g * h,))
+        params[f"b_hh{suffix}"] = rng.uniform(-k, k, (g * h,))
+    return LayerState(params=params)
+
+
+def _embedding(x: Tensor, st: LayerState, a: dict, training: bool) -> Tensor:
+    w = st.params["W"]  # [vocab, dim]: one-hot @ W, a differentiable gather that needs no index kernel
+    return x.one_hot(w.shape[0]).float() @ w
+
+
+def _rec(h: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
+    """The recurrent term h @ W_hh^T + b_hh, its own kernel forwards and backwards (see `_direction`)."""
+    return (h @ w_hh.T + b_hh).contiguous().contiguous_backward()
+
+
+def _cell(op: str) -> Callable:
+    """(input projection at t [B, G*H], state, W_hh, b_hh) -> new state; state is (h,) or (h, c)."""
+
+    def rnn(xp, state, w_hh, b_hh):
+        return ((xp + _rec(state[0], w_hh, b_hh)).tanh(),)
+
+    def lstm(xp, state, w_hh, b_hh):
+        h, c = state
+        i, f, g, o = (xp + _rec(h, w_hh, b_hh)).chunk(4, dim=1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        return o.sigmoid() * c.tanh(), c
+
+    def gru(xp, state, w_hh, b_hh):
+        h = state[0]
+        xr, xz, xn = xp.chunk(3, dim=1)
+        hr, hz, hn = _rec(h, w_hh, b_hh).chunk(3, dim=1)
+        r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
+        n = (xn + r * hn).tanh()
+        return ((1 - z) * n + z * h,)
+
+    return {"rnn": rnn, "lstm": lstm, "gru": gru}[op]
+
+
+def _direction(op: str, x: Tensor, st: LayerState, suffix: str, reverse: bool) -> tuple[list[Tensor], Tensor]:
+    """One direction over x [B, T, D]: the hidden state at each time step (in time order) and the final one."""
+    p = st.params
+    w_ih, w_hh, b_ih, b_hh = (p[f"{n}{suffix}"] for n in ("W_ih", "W_hh", "b_ih", "b_hh"))
+    b, t_len = x.shape[0], x.shape[1]
+    units = w_hh.shape[1]
+    xp = x @ w_ih.T + b_ih  # [B, T, G*H]: the input projections of every step in one matmul
+    cell = _cell(op)
+    zero = Tensor.zeros(b, units, device=x.device)
+    state = (zero, zero) if op == "lstm" else (zero,)
+    hs: list[Tensor] = [None] * t_len  # type: ignore[list-item]
+    # Compile time: without the realization points below tinygrad fuses the T per-step gradients of
+    # W_hh into one kernel with T reduce loops and recomputes the recurrence inside the backward
+    # kernels; both make the unrolled graph slow to compile (minutes at T = 20 on a CPU). Each step
+    # takes its own view of W_hh and b_hh whose gradient is realized on its own, and each state is
+    # a buffer, so every kernel stays small.
+    w_steps = w_hh.unsqueeze(0).expand(t_len, *w_hh.shape)
+    b_steps = b_hh.unsqueeze(0).expand(t_len, *b_hh.shape)
+    for t in (reversed(range(t_len)) if reverse else range(t_len)):
+        w_t, b_t = w_steps[t].contiguous_backward(), b_steps[t].contiguous_backward()
+        state = tuple(s.contiguous() for s in cell(xp[:, t], state, w_t, b_t))
+        hs[t] = state[0]
+    return hs, state[0]
+
+
+def _recurrent(op: str) -> Callable:
+    def forward(x: Tensor, st: LayerState, a: dict, training: bool) -> Tensor:
+        hs, last = _direction(op, x, st, "", reverse=False)
+        if a["bidirectional"]:
+            hs_r, last_r = _direction(op, x, st, "_reverse", reverse=True)
+            if a["return_sequences"]:
+                return Tensor.stack(*[f.cat(r, dim=1) for f, r in zip(hs, hs_r)], dim=1)
+            return last.cat(last_r, dim=1)
+        return Tensor.stack(*hs, dim=1) if a["return_sequences"] else last
+
+    return forward
+
+
+MAKE: dict[str, Callable] = {  # op -> (layer, input type, rng) -> LayerState with numpy params
+    "embedding": _make_embedding, "rnn": _make_recurrent, "lstm": _make_recurrent, "gru": _make_recurrent}
+LAYER_IMPL: dict[str, Callable] = {  # op -> (x, state, args, training) -> y
+    "embedding": _embedding, "rnn": _recurrent("rnn"), "lstm": _recurrent("lstm"), "gru": _recurrent("gru")}

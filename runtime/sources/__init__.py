@@ -8,3 +8,6 @@ diagnostic for bad input. Splitting, normalisation and label encoding happen in 
 from typing import Callable
 
 READERS: dict[str, Callable] = {}
+
+from . import timeseries  # noqa: E402,F401 - registers `series`
+from . import text  # noqa: E402,F401 - registers `text`

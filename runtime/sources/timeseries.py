@@ -1,0 +1,95 @@
+"""`series(path, column, window, horizon, features)`: sliding windows over a time-ordered CSV.
+
+Rows are time steps, in file order. Example i is the window `x = values[i : i + window]` of shape
+[window, n_features] (the `features` columns, default just `column`) and the target
+`y = column[i + window + horizon - 1]`: the value `horizon` steps after the window's last row.
+A file of N rows gives N - window - horizon + 1 examples. The examples are marked `ordered`, so
+the split is chronological: the first windows train, the later ones validate.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import pathlib
+
+import numpy as np
+
+from ...compiler import ir
+from ..data import _fail, _feature_arg, _is_number, _numbers, _Raw, _resolve, _unknown_name_help
+
+
+def read_series(source: ir.Source, base_dir: pathlib.Path, task: ir.Task) -> _Raw:
+    args = ir.argdict(source.args)
+    column, window, horizon = args.get("column"), args.get("window", 32), args.get("horizon", 1)
+    if task is ir.Task.classification:
+        _fail("E506", f"series source '{source.path}' gives regression targets (future values of a column), "
+              "but the loss is for classification", source.span, help="use a regression loss such as mse or mae")
+    if not isinstance(column, str):
+        _fail("E506", f"series source '{source.path}': `column` must be a column name, found {column!r}", source.span,
+              help='e.g. series("data.csv", column = "value")')
+    for name, v in (("window", window), ("horizon", horizon)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            _fail("E506", f"series source '{source.path}': `{name}` must be a positive integer, found {v!r}",
+                  source.span)
+    features = _feature_arg(source, args) or (column,)
+
+    path = _resolve(source, base_dir)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        _fail("E502", f"cannot read '{source.path}': not UTF-8 text ({e.reason} at byte {e.start})", source.span)
+    except OSError as e:
+        _fail("E502", f"cannot read '{source.path}': {e.strerror or e}", source.span)
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        for record in reader:
+            if not record or all(not cell.strip() for cell in record):
+                continue
+            record = [cell.strip() for cell in record]
+            if header is None:
+                header = record
+                continue
+            if len(record) != len(header):
+                _fail("E502", f"'{source.path}' line {reader.line_num}: found {len(record)} fields, expected "
+                      f"{len(header)} like the header", source.span)
+            rows.append(record)
+            lines.append(reader.line_num)
+    except csv.Error as e:
+        _fail("E502", f"'{source.path}' is not valid CSV: {e}", source.span)
+    if header is None:
+        _fail("E502", f"'{source.path}' is empty; expected a header row of column names", source.span)
+    if all(_is_number(h) for h in header):
+        _fail("E502", f"'{source.path}' has no header: its first row holds numbers, expected column names",
+              source.span, help="add a first line naming the columns, e.g. 'year,value'")
+    if len(set(header)) != len(header):
+        dup = next(h for h in header if header.count(h) > 1)
+        _fail("E502", f"'{source.path}' header names column '{dup}' twice", source.span)
+    index = {h: i for i, h in enumerate(header)}
+    for kind, names in (("series", (column,)), ("feature", features)):
+        for name in names:
+            if name not in index:
+                _fail("E503", f"{kind} column '{name}' not found in '{source.path}'", source.span,
+                      help=_unknown_name_help(name, header, "columns"))
+
+    n_rows = len(rows)
+    n = n_rows - window - horizon + 1
+    if n < 1:
+        _fail("E505", f"'{source.path}' has {n_rows} rows, too few for one example of window {window} and "
+              f"horizon {horizon} (it needs {window + horizon})", source.span,
+              help="use a smaller window or more rows")
+    table = np.array(rows, dtype=str)
+    values = _numbers(table, [index[f] for f in features], header, lines, source)  # [N, F]
+    target = _numbers(table, [index[column]], header, lines, source)[:, 0]  # [N]
+    starts = np.arange(n)
+    x = values[starts[:, None] + np.arange(window)[None, :]]  # [n, window, F]
+    y = target[starts + window + horizon - 1][:, None]  # [n, 1]
+    return _Raw(x=x, y=y, feature_names=tuple(features), source=source, ordered=True)
+
+
+from . import READERS  # noqa: E402 - sources/__init__ defines READERS, then imports this module
+
+READERS["series"] = read_series
