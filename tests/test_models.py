@@ -90,6 +90,16 @@ HAND_COUNTS = {  # parameters counted by hand from the layer definitions
     "specs/linear_regression.train": 10 + 1,
     "specs/logistic_regression.train": 30 + 1,
     "specs/autoencoder_digits.train": (64 * 128 + 128) + (128 * 16 + 16) + (16 * 128 + 128) + (128 * 64 + 64),
+    # conv2d(16, 3): 16*1*3*3 + 16, batchnorm(16): 2*16; conv2d(32, 3): 32*16*3*3 + 32, batchnorm: 2*32;
+    # after two 2x2 pools 32 x 2 x 2 = 128 features -> dense(10)
+    "specs/cnn_digits.train": (16 * 9 + 16) + 32 + (32 * 16 * 9 + 32) + 64 + (128 * 10 + 10),
+    # lstm(32) on 1 feature: 4 gates x (W_ih 32x1 + W_hh 32x32 + b_ih 32 + b_hh 32); dense(1) on 32
+    "specs/lstm_sunspots.train": 4 * (32 * 1 + 32 * 32 + 32 + 32) + (32 + 1),
+    "specs/gru_sunspots.train": 3 * (32 * 1 + 32 * 32 + 32 + 32) + (32 + 1),
+    # embedding 58x32, positions 16x32, two blocks: norms 2*(2*32), attention in 3*32*32 + 3*32 and out 32*32 + 32,
+    # mlp 32->64->32; then dense(58) on 32
+    "specs/transformer_chars.train": 58 * 32 + 16 * 32 + 2 * (4 * 32 + (3 * 32 * 32 + 3 * 32) + (32 * 32 + 32)
+                                                             + (32 * 64 + 64) + (64 * 32 + 32)) + (32 * 58 + 58),
 }
 ROOT = SPECS.parent
 ALL_SPECS = sorted(str(p.relative_to(ROOT)) for p in [*ROOT.glob("examples/*.train"), *ROOT.glob("specs/*.train")])
