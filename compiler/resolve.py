@@ -718,6 +718,14 @@ class _ModelBuilder:
         raise _err("E303", f"a pipeline starts from a value, found {_describe(stage)}", stage.span)
 
     def apply(self, stage: ir.Expr, cur: str, prefix: str, env: dict[str, ir.Expr], depth: int) -> str:
+        if isinstance(stage, ir.BinOp) and stage.op == "*":  # `mlp(64) * 3`: the same stage three times in a row
+            times = _substitute(stage.right, env)
+            if not (isinstance(times, ir.Number) and float(times.value).is_integer() and times.value >= 1):
+                raise _err("E303", f"a repeat count must be a positive integer, found {_describe(times)}",
+                           stage.right.span, "write `block(...) * 3`")
+            for _ in range(int(times.value)):  # each repetition has its own weights
+                cur = self.apply(stage.left, cur, prefix, env, depth)
+            return cur
         if not isinstance(stage, (ir.Ref, ir.Call)):
             raise _err("E303", f"expected a layer or block, found {_describe(stage)}", stage.span)
         ref = stage.name if isinstance(stage, ir.Call) else stage

@@ -196,3 +196,17 @@ def test_kfold_run_reports_mean_and_spread(tmp_path):
     assert summary["mean"]["val.accuracy"] == pytest.approx(np.mean(acc)) and min(acc) > 0.9
     assert summary["std"]["val.accuracy"] == pytest.approx(np.std(acc))
     assert "5-fold cross-validation: val.loss" in r.stdout
+
+
+def test_a_block_repeated_has_its_own_weights_each_time():
+    from trainc.compiler import lint
+    from trainc.compiler.summary import rows
+
+    text = (ROOT / "examples" / "digits.train").read_text().replace(
+        "logits = x -> mlp(128) -> mlp(64) -> dense(10)", "logits = x -> mlp(32) * 3 -> dense(10)")
+    spec = analyze(text, "r.train")
+    dense = [la.name for la in spec.model.layers if la.op == "dense"]
+    assert dense == ["logits.mlp0.dense0", "logits.mlp1.dense0", "logits.mlp2.dense0", "logits.dense0"]
+    assert sum(r.params for r in rows(spec)) == (64 * 32 + 32) + 2 * (32 * 32 + 32) + (32 * 10 + 10)
+    bad = [(d.code, d.message) for d in lint(text.replace("* 3", "* 1.5"), "r.train")]
+    assert bad == [("E303", "a repeat count must be a positive integer, found the number 1.5")]
