@@ -274,6 +274,7 @@ class Data:
     test: Source | None = None  # a separate test file (or split.test)
     normalize: str  # standard | minmax | none
     target_normalize: str  # standard | none: regression targets, fitted on train; metrics in original units
+    sampler: str = "none"  # none | balanced | oversample: how a classification epoch draws its examples
     batch: int
     shuffle: bool
     task: Task

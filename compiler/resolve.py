@@ -384,7 +384,11 @@ class _Resolver:
         if test is not None and source is not None:
             self.error("E211", "with `source`, a test split is a fraction: split = { train = 0.7, val = 0.15, "
                        "test = 0.15 }", keys["test"].key_span)
-        return ir.Data(source=source, split=split, train=train, val=val, test=test,
+        sampler = get("sampler", C.Choice("none", "balanced", "oversample"), "none")
+        if sampler != "none" and task != ir.Task.classification:
+            self.error("E307", f"sampler = {sampler} balances classes, but the task is {task.value}",
+                       keys["sampler"].key_span, "remove it")
+        return ir.Data(source=source, split=split, train=train, val=val, test=test, sampler=sampler,
                        normalize=get("normalize", C.Choice("standard", "minmax", "none"), "standard"),
                        target_normalize=target_normalize,
                        batch=get("batch", C.Int(min=1), 32), shuffle=get("shuffle", C.Bool, True),

@@ -90,6 +90,38 @@ def check_against_data(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
 # ---------------------------------------------------------------------------------------------
 
 
+def epoch_order(spec: ir.Spec, y_train: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The training examples one epoch visits, in order.
+
+    none: every example once (shuffled when `shuffle`). balanced: as many draws as examples, with
+    replacement, each class equally likely. oversample: every class repeated up to the largest
+    class's count (the extra copies drawn at random), then shuffled."""
+    n = len(y_train)
+    sampler = spec.data.sampler
+    if sampler == "none":
+        return rng.permutation(n) if spec.data.shuffle else np.arange(n)
+    counts = np.bincount(y_train)
+    if sampler == "balanced":
+        present = counts > 0
+        p = np.where(present[y_train], 1.0 / (present.sum() * np.maximum(counts[y_train], 1)), 0.0)
+        return rng.choice(n, size=n, replace=True, p=p / p.sum())
+    top = counts.max()
+    parts = []
+    for c in np.flatnonzero(counts):
+        members = np.flatnonzero(y_train == c)
+        extra = rng.choice(members, size=top - len(members), replace=True)
+        parts.append(np.concatenate([members, extra]))
+    order = np.concatenate(parts)
+    return order[rng.permutation(len(order))]
+
+
+def epoch_size(spec: ir.Spec, y_train: np.ndarray) -> int:
+    if spec.data.sampler == "oversample":
+        counts = np.bincount(y_train)
+        return int((counts > 0).sum() * counts.max())
+    return len(y_train)
+
+
 def improved(value: float | None, best: float | None, mode: str, min_delta: float, relative: bool = False) -> bool:
     """Whether `value` beats `best` by more than `min_delta` (a fraction of |best| when relative)."""
     if value is None or not math.isfinite(value):
@@ -192,7 +224,7 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
 
     batch = program.train_batch
     micro = program.accumulate  # micro-batches per optimizer step
-    per_epoch = epoch_steps(spec, program.n_train)  # the last partial step is dropped: one compiled step
+    per_epoch = epoch_steps(spec, epoch_size(spec, ds.y_train))  # the last partial step is dropped
     mx = spec.stop.max
     n_steps = run_steps(spec, per_epoch)
     max_epochs = int(mx.value) if mx.unit == ir.Unit.epochs else math.ceil(n_steps / per_epoch)
@@ -253,7 +285,7 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
         while stop_reason is None:
             epoch += 1
             t_epoch = time.perf_counter()
-            order = rng.permutation(program.n_train) if spec.data.shuffle else np.arange(program.n_train)
+            order = epoch_order(spec, ds.y_train, rng)
             steps_this_epoch = 0
             lr = lr_at(step) * lr_scale  # the lr logged for an epoch is that of its last step
             for b in range(per_epoch):

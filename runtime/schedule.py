@@ -254,7 +254,10 @@ class LrSchedule:
 
 
 def epoch_steps(spec: ir.Spec, n_train: int) -> int:
-    """Optimizer steps in one epoch, as the loop counts them: the last partial step is dropped."""
+    """Optimizer steps in one epoch, as the loop counts them: the last partial step is dropped.
+
+    `n_train` is the number of examples an epoch draws (see loop.epoch_order: with `sampler =
+    oversample` that is classes x the largest class)."""
     return n_train // (spec.data.batch * spec.regularization.accumulate)
 
 

@@ -203,3 +203,35 @@ def test_plateau_lowers_the_lr_in_a_run(tmp_path):
     announced = [float(n.rsplit("-> ", 1)[1]) for n in notes]
     seen = sorted(set(after_warmup), reverse=True)[1:]
     assert seen == pytest.approx(announced[:len(seen)], rel=1e-2) and len(seen) >= len(announced) - 1
+
+
+# ---- samplers -----------------------------------------------------------------------------------
+
+
+def _sampler_spec(sampler: str):
+    return analyze(DIGITS.replace("shuffle   = true", f"shuffle   = true\n  sampler   = {sampler}"), "s.train")
+
+
+def test_oversample_repeats_the_rarer_classes():
+    from trainc.runtime.loop import epoch_order, epoch_size
+
+    y = np.array([0] * 10 + [1] * 3 + [2] * 1)
+    spec = _sampler_spec("oversample")
+    order = epoch_order(spec, y, np.random.default_rng(0))
+    assert epoch_size(spec, y) == len(order) == 30
+    assert np.bincount(y[order]).tolist() == [10, 10, 10]
+    assert set(order[y[order] == 0]) == set(range(10))  # the largest class is seen once each, not resampled
+
+
+def test_balanced_draws_classes_equally_often():
+    from trainc.runtime.loop import epoch_order
+
+    y = np.array([0] * 900 + [1] * 90 + [2] * 10)
+    order = epoch_order(_sampler_spec("balanced"), y, np.random.default_rng(0))
+    freq = np.bincount(y[order], minlength=3) / len(order)
+    assert len(order) == 1000 and np.allclose(freq, 1 / 3, atol=0.05)
+
+
+def test_sampler_is_for_classification():
+    text = (EXAMPLES / "diabetes.train").read_text().replace("batch     = 32", "batch     = 32\n  sampler   = balanced")
+    assert codes(text) == ["E307"]

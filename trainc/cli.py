@@ -273,7 +273,9 @@ def schedule(
             _print_diags([e.diagnostic], sources)
             sys.stderr.write("(or give --steps-per-epoch N to preview without the data)\n")
             raise typer.Exit(1) from None
-        steps_per_epoch = epoch_steps(spec, len(ds.x_train))
+        from .runtime.loop import epoch_size
+
+        steps_per_epoch = epoch_steps(spec, epoch_size(spec, ds.y_train))
     print(preview.table(spec, steps_per_epoch))
     if plot is not None:
         try:

@@ -31,6 +31,7 @@ SECTIONS = {  # section -> {key: description}
         "target_normalize": "regression only: standard (default) or none; metrics stay in the target's units",
         "batch": "examples per step",
         "shuffle": "reshuffle the training split every epoch",
+        "sampler": "classification: none, balanced (draw classes equally often) or oversample (repeat the rarer)",
         "task": "classification or regression (default: from the loss)",
     },
     "model": {},
