@@ -177,24 +177,22 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _read_csv(
-    source: ir.Source,
-    base_dir: pathlib.Path,
-    task: ir.Task,
-    default_target: tuple[str, ...] | None = None,
-    default_features: tuple[str, ...] | None = None,
-) -> _Raw:
+def read_text(source: ir.Source, base_dir: pathlib.Path) -> str:
+    """A source's file as text (UTF-8, a BOM allowed); unreadable files are E501/E502 at the source."""
     path = _resolve(source, base_dir)
-    args = ir.argdict(source.args)
-    targets = _target_names(source, args, task, default_target)
-    features = _feature_arg(source, args)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
         _fail("E502", f"cannot read '{source.path}': not UTF-8 text ({e.reason} at byte {e.start})", source.span)
     except OSError as e:
         _fail("E502", f"cannot read '{source.path}': {e.strerror or e}", source.span)
 
+
+def read_table(source: ir.Source, base_dir: pathlib.Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """A CSV with a header row: (header, rows of stripped cells, the file line of each row).
+
+    Blank lines are skipped; a row of the wrong width, a missing or numeric header is E502."""
+    text = read_text(source, base_dir)
     try:
         reader = csv.reader(io.StringIO(text, newline=""))
         header: list[str] | None = None
@@ -229,6 +227,20 @@ def _read_csv(
             source.span,
             help="add a first line naming the columns, e.g. 'p0,p1,...,label'",
         )
+    return header, rows, lines
+
+
+def _read_csv(
+    source: ir.Source,
+    base_dir: pathlib.Path,
+    task: ir.Task,
+    default_target: tuple[str, ...] | None = None,
+    default_features: tuple[str, ...] | None = None,
+) -> _Raw:
+    args = ir.argdict(source.args)
+    targets = _target_names(source, args, task, default_target)
+    features = _feature_arg(source, args)
+    header, rows, lines = read_table(source, base_dir)
     blank = [i + 1 for i, h in enumerate(header) if not h]
     if blank:
         _fail("E502", f"'{source.path}' header: column {blank[0]} has no name", source.span)

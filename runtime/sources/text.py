@@ -27,7 +27,8 @@ import re
 import numpy as np
 
 from ...compiler import ir
-from ..data import _fail, _Raw, _resolve
+from ..data import _fail, _Raw
+from ..data import read_text as read_file
 
 UNK = "<unk>"
 _WORD = re.compile(r"\w+|[^\w\s]")
@@ -57,13 +58,7 @@ def read_text(source: ir.Source, base_dir: pathlib.Path, task: ir.Task) -> _Raw:
     if task is not ir.Task.classification:
         _fail("E506", f"text source '{source.path}' gives classification targets (the next token's id), but the "
               "loss is for regression", source.span, help="use cross_entropy(logits, target)")
-    path = _resolve(source, base_dir)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        _fail("E502", f"cannot read '{source.path}': not UTF-8 text ({e.reason} at byte {e.start})", source.span)
-    except OSError as e:
-        _fail("E502", f"cannot read '{source.path}': {e.strerror or e}", source.span)
+    text = read_file(source, base_dir)
 
     tokens = tokenize(text, level)
     n = len(tokens) - window

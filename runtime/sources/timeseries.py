@@ -9,14 +9,12 @@ the split is chronological: the first windows train, the later ones validate.
 
 from __future__ import annotations
 
-import csv
-import io
 import pathlib
 
 import numpy as np
 
 from ...compiler import ir
-from ..data import _fail, _feature_arg, _is_number, _numbers, _Raw, _resolve, _unknown_name_help
+from ..data import _fail, _feature_arg, _numbers, _Raw, _unknown_name_help, read_table
 
 
 def read_series(source: ir.Source, base_dir: pathlib.Path, task: ir.Task) -> _Raw:
@@ -34,37 +32,7 @@ def read_series(source: ir.Source, base_dir: pathlib.Path, task: ir.Task) -> _Ra
                   source.span)
     features = _feature_arg(source, args) or (column,)
 
-    path = _resolve(source, base_dir)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        _fail("E502", f"cannot read '{source.path}': not UTF-8 text ({e.reason} at byte {e.start})", source.span)
-    except OSError as e:
-        _fail("E502", f"cannot read '{source.path}': {e.strerror or e}", source.span)
-    header: list[str] | None = None
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    try:
-        reader = csv.reader(io.StringIO(text, newline=""))
-        for record in reader:
-            if not record or all(not cell.strip() for cell in record):
-                continue
-            record = [cell.strip() for cell in record]
-            if header is None:
-                header = record
-                continue
-            if len(record) != len(header):
-                _fail("E502", f"'{source.path}' line {reader.line_num}: found {len(record)} fields, expected "
-                      f"{len(header)} like the header", source.span)
-            rows.append(record)
-            lines.append(reader.line_num)
-    except csv.Error as e:
-        _fail("E502", f"'{source.path}' is not valid CSV: {e}", source.span)
-    if header is None:
-        _fail("E502", f"'{source.path}' is empty; expected a header row of column names", source.span)
-    if all(_is_number(h) for h in header):
-        _fail("E502", f"'{source.path}' has no header: its first row holds numbers, expected column names",
-              source.span, help="add a first line naming the columns, e.g. 'year,value'")
+    header, rows, lines = read_table(source, base_dir)
     if len(set(header)) != len(header):
         dup = next(h for h in header if header.count(h) > 1)
         _fail("E502", f"'{source.path}' header names column '{dup}' twice", source.span)
