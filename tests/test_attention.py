@@ -261,7 +261,8 @@ def test_text_errors(tmp_path):
     from trainc.runtime.sources.text import read_text
 
     (tmp_path / "short.txt").write_text("abc")
-    src = ir.Source(kind="text", path="short.txt", args=(("level", "char"), ("window", 3), ("vocab_from", 0.8)), span=SPAN)
+    src = ir.Source(kind="text", path="short.txt", span=SPAN,
+                    args=(("level", "char"), ("window", 3), ("vocab_from", 0.8)))
     with pytest.raises(DataError) as e:
         read_text(src, tmp_path, ir.Task.classification)
     assert e.value.diagnostic.code == "E505"

@@ -115,7 +115,7 @@ def test_embedding_matches_torch_and_initialises_standard_normal():
 
 def np_lstm(x: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
     """x [B, T, D] -> hidden states [B, T, H]; gates i, f, g, o stacked in that order."""
-    sig = lambda z: 1 / (1 + np.exp(-z))
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731 - the formula, as written in the paper
     n_h = p["W_hh"].shape[1]
     h = c = np.zeros((x.shape[0], n_h))
     hs = []
