@@ -402,7 +402,13 @@ class _Resolver:
             span = self.missing("model", "model section", "`model { input x: f32[4]  logits = x -> dense(3) }`")
             return ir.Model(inputs=(), layers=(), values=(), span=span)
         m = _ModelBuilder(self)
-        for stmt in sec.body:
+        body = list(sec.body)
+        for stmt in body:  # `init = xavier`: the model's default initialiser, wherever it is written
+            if isinstance(stmt, ir.Entry) and stmt.key == "init":
+                m.default_init = self.guard(m.init, stmt.value)
+        for stmt in body:
+            if isinstance(stmt, ir.Entry) and stmt.key == "init":
+                continue
             self.guard(m.statement, stmt)
         self.broken_values = m.broken
         self.input_names = [i.name for i in m.inputs]
@@ -647,6 +653,7 @@ class _ModelBuilder:
         self.blocks: dict[str, ir.BlockDef] = {}
         self.counts: dict[str, int] = {}
         self.broken: set[str] = set()  # values whose definition failed
+        self.default_init: tuple | None = None  # `init = ...` in the model section
 
     def statement(self, stmt):
         if isinstance(stmt, ir.InputDecl):
@@ -756,8 +763,11 @@ class _ModelBuilder:
         if entry.extra.get("multi"):
             return self.multi(entry, stage, cur, prefix, env)
         args = bind(entry, C.LAYERS, stage)
+        given = {k.name for k in stage.kwargs} if isinstance(stage, ir.Call) else set()
         if "init" in args:
-            args["init"] = self.init(args["init"])
+            explicit = "init" in given or (isinstance(stage, ir.Call) and len(stage.args) > [
+                p.name for p in entry.params].index("init"))
+            args["init"] = self.init(args["init"]) if explicit or self.default_init is None else self.default_init
         layer = ir.Layer(name=self.fresh(prefix, entry.name), op=entry.name,
                          args=tuple(args.items()), inputs=(cur,), span=stage.span)
         self.layers.append(layer)

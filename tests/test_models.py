@@ -210,3 +210,18 @@ def test_a_block_repeated_has_its_own_weights_each_time():
     assert sum(r.params for r in rows(spec)) == (64 * 32 + 32) + 2 * (32 * 32 + 32) + (32 * 10 + 10)
     bad = [(d.code, d.message) for d in lint(text.replace("* 3", "* 1.5"), "r.train")]
     assert bad == [("E303", "a repeat count must be a positive integer, found the number 1.5")]
+
+
+def test_a_model_wide_default_initialiser():
+    from trainc.compiler import lint
+
+    text = (ROOT / "examples" / "digits.train").read_text().replace(
+        "  input x: f32[64]\n", "  init = xavier\n  input x: f32[64]\n").replace("dense(10)", "dense(10, init = zeros)")
+    spec = analyze(text, "i.train")
+    inits = {la.name: dict(la.args)["init"][0] for la in spec.model.layers if la.op == "dense"}
+    # the block's explicit `init = he` wins, the final layer's explicit zeros too; nothing is left at the default
+    assert inits == {"logits.mlp0.dense0": "he", "logits.mlp1.dense0": "he", "logits.dense0": "zeros"}
+    text2 = text.replace("dense(width, init = he)", "dense(width)")
+    inits2 = {la.name: dict(la.args)["init"][0] for la in analyze(text2, "i.train").model.layers if la.op == "dense"}
+    assert inits2 == {"logits.mlp0.dense0": "xavier", "logits.mlp1.dense0": "xavier", "logits.dense0": "zeros"}
+    assert [d.code for d in lint(text2.replace("init = xavier", "init = xavir"), "i.train")] == ["E201"]
