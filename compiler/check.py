@@ -28,6 +28,14 @@ def infer_shapes(model: ir.Model) -> tuple[ir.Model, list[Diagnostic]]:
                 out = entry.extra["shape"](x, ir.argdict(layer.args))
             except C.ShapeError as e:
                 diags.append(Diagnostic(code="E401", message=str(e), span=layer.span, help=e.help))
+        owner = ir.argdict(layer.args).get("share")
+        if owner is not None and out is not None:
+            first = next(la for la in layers if la.name == owner)
+            if types.get(first.inputs[0]) != xs[0] or ir.argdict(first.args) | {"share": owner} != \
+                    ir.argdict(layer.args) | {"init": ir.argdict(first.args).get("init")}:
+                diags.append(Diagnostic(code="E401", message=f"{layer.op} shares the weights of {owner}, but its "
+                                        f"input {xs[0]} or settings differ from {types.get(first.inputs[0])}",
+                                        span=layer.span, help="shared layers need the same input shape and settings"))
         types[layer.name] = out
         layers.append(replace(layer, out=out))
     return replace(model, layers=tuple(layers)), diags

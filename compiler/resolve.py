@@ -762,16 +762,35 @@ class _ModelBuilder:
         entry = lookup(C.LAYERS, stage, "a layer")
         if entry.extra.get("multi"):
             return self.multi(entry, stage, cur, prefix, env)
+        share = next((k for k in stage.kwargs if k.name == "share"), None) if isinstance(stage, ir.Call) else None
+        if share is not None:  # `dense(64, share = h)`: the weights of the layer that made h, not new ones
+            stage = ir.Call(name=stage.name, args=stage.args, kwargs=tuple(k for k in stage.kwargs if k is not share),
+                            span=stage.span)
         args = bind(entry, C.LAYERS, stage)
         given = {k.name for k in stage.kwargs} if isinstance(stage, ir.Call) else set()
         if "init" in args:
             explicit = "init" in given or (isinstance(stage, ir.Call) and len(stage.args) > [
                 p.name for p in entry.params].index("init"))
             args["init"] = self.init(args["init"]) if explicit or self.default_init is None else self.default_init
+        if share is not None:
+            args["share"] = self.shared(entry, share)
         layer = ir.Layer(name=self.fresh(prefix, entry.name), op=entry.name,
                          args=tuple(args.items()), inputs=(cur,), span=stage.span)
         self.layers.append(layer)
         return layer.name
+
+    def shared(self, entry: C.Entry, kw: ir.KwArg) -> str:
+        """The layer whose weights `share = value` reuses: the one that produced that value."""
+        if not (isinstance(kw.value, ir.Ref) and len(kw.value.parts) == 1 and kw.value.dotted in self.values):
+            raise _err("E206", "share names a model value made by a layer of the same kind", kw.value.span,
+                       did_you_mean(getattr(kw.value, "dotted", ""), self.values) or "e.g. `dense(64, share = h)`")
+        node = self.values[kw.value.dotted]
+        owner = next((la for la in self.layers if la.name == node), None)
+        if owner is None or owner.op != entry.name:
+            found = owner.op if owner else "an input"
+            raise _err("E303", f"share = {kw.value.dotted}: '{kw.value.dotted}' is made by {found}, not {entry.name}",
+                       kw.value.span, f"name a value whose last layer is a {entry.name}")
+        return dict(owner.args).get("share", owner.name)  # sharing with a sharer shares with its owner
 
     def multi(self, entry: C.Entry, stage: ir.Expr, cur: str | None, prefix: str, env: dict) -> str:
         """A layer of several inputs: its positional arguments are values, after the one flowing in."""

@@ -28,7 +28,7 @@ def _count(layer: ir.Layer, types: dict[str, ir.TensorType]) -> int:
     from .lower.layers import MAKE  # numpy only, but the package imports tinygrad: summary is not lint
 
     make = MAKE.get(layer.op)
-    if make is None:
+    if make is None or "share" in ir.argdict(layer.args):  # shared weights are counted once, at their owner
         return 0
     st = make(layer, types[layer.inputs[0]], np.random.default_rng(0))
     return int(sum(np.size(v) for v in st.params.values()))

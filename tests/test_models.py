@@ -225,3 +225,44 @@ def test_a_model_wide_default_initialiser():
     inits2 = {la.name: dict(la.args)["init"][0] for la in analyze(text2, "i.train").model.layers if la.op == "dense"}
     assert inits2 == {"logits.mlp0.dense0": "xavier", "logits.mlp1.dense0": "xavier", "logits.dense0": "zeros"}
     assert [d.code for d in lint(text2.replace("init = xavier", "init = xavir"), "i.train")] == ["E201"]
+
+
+SHARED = """
+data {
+  source = csv("../examples/data/digits.csv", target = "label")
+  split  = { train = 0.8, val = 0.2 }
+  batch  = 64
+}
+model {
+  input x: f32[64]
+  h      = x -> dense(64) -> relu
+  a      = h -> dense(64)
+  b      = a -> relu -> dense(64, share = a) -> relu
+  logits = b -> dense(10)
+}
+loss      = cross_entropy(logits, target)
+optimizer = sgd(lr = 0.1)
+stop      { max = 1 epochs }
+"""
+
+
+def test_shared_weights_are_one_set_trained_by_both_uses(tmp_path):
+    from tinygrad import Tensor
+
+    from trainc.compiler import lint
+    from trainc.compiler.lower import lower
+    from trainc.compiler.summary import rows
+
+    spec = analyze(SHARED, "s.train")
+    assert dict(spec.model.layers[4].args)["share"] == "a.dense0"
+    assert sum(r.params for r in rows(spec)) == 2 * (64 * 64 + 64) + (64 * 10 + 10)
+    ds = load_data(spec.data, SPECS, 0)
+    program = lower(spec, ds.x_train, ds.y_train, ds.x_val, ds.y_val, n_classes=10)
+    assert program.layers["b.dense0"] is program.layers["a.dense0"]
+    assert "b.dense0.W" not in program.named_params() and "a.dense0.W" in program.named_params()
+    w0 = program.named_params()["a.dense0.W"].numpy().copy()
+    program.step([Tensor(np.arange(64, dtype=np.int32))], Tensor([0.1], dtype="float32"))
+    assert not np.allclose(program.named_params()["a.dense0.W"].numpy(), w0)  # trained, once, from both uses
+    wrong = SHARED.replace("dense(64, share = a)", "dense(32, share = a)")
+    assert [d.code for d in lint(wrong, "s.train")] == ["E401"]
+    assert [d.code for d in lint(SHARED.replace("share = a)", "share = h)"), "s.train")] == ["E303"]

@@ -90,11 +90,20 @@ class Program:
             self.micro_step(idx)
         self.apply_step(lr)
 
+    def owners(self) -> dict[str, LayerState]:
+        """Each layer's state once: a layer that shares another's weights is left out."""
+        seen, out = set(), {}
+        for ln, st in self.layers.items():
+            if id(st) not in seen:
+                seen.add(id(st))
+                out[ln] = st
+        return out
+
     def named_params(self) -> dict[str, Tensor]:
-        return {f"{ln}.{k}": t for ln, st in self.layers.items() for k, t in st.params.items()}
+        return {f"{ln}.{k}": t for ln, st in self.owners().items() for k, t in st.params.items()}
 
     def named_buffers(self) -> dict[str, Tensor]:
-        return {f"{ln}.{k}": t for ln, st in self.layers.items() for k, t in st.buffers.items()}
+        return {f"{ln}.{k}": t for ln, st in self.owners().items() for k, t in st.buffers.items()}
 
     def state(self) -> dict[str, Tensor]:
         """Everything that defines the model (for checkpoints and restore-best)."""
@@ -148,6 +157,11 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
     types = {i.name: i.type for i in model.inputs}
     layers: dict[str, LayerState] = {}
     for layer in model.layers:
+        owner = ir.argdict(layer.args).get("share")
+        if owner is not None:  # the same LayerState: one set of weights, trained once
+            layers[layer.name] = layers[owner]
+            types[layer.name] = layer.out
+            continue
         make = MAKE.get(layer.op)
         st = make(layer, types[layer.inputs[0]], rng) if make else LayerState()
         st.params = {k: _to_tensor(v) for k, v in st.params.items()}
@@ -159,7 +173,9 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
     opt = spec.optimizer
     base = ir.argdict(opt.args)
     trained, frozen, pargs = [], [], {}
-    for ln, st in layers.items():
+    owners = {ln: st for ln, st in layers.items() if "share" not in ir.argdict(
+        next(la.args for la in model.layers if la.name == ln))}
+    for ln, st in owners.items():
         for k, t in st.params.items():
             name = f"{ln}.{k}"
             if any(selects(sel, ln) for sel in opt.freeze):
