@@ -91,13 +91,7 @@ class Program:
         self.apply_step(lr)
 
     def owners(self) -> dict[str, LayerState]:
-        """Each layer's state once: a layer that shares another's weights is left out."""
-        seen, out = set(), {}
-        for ln, st in self.layers.items():
-            if id(st) not in seen:
-                seen.add(id(st))
-                out[ln] = st
-        return out
+        return owners(self.layers)
 
     def named_params(self) -> dict[str, Tensor]:
         return {f"{ln}.{k}": t for ln, st in self.owners().items() for k, t in st.params.items()}
@@ -112,6 +106,16 @@ class Program:
     def optimizer_state(self) -> dict[str, Tensor]:
         return {"step_count": self.step_count, **{f"{p}.{k}": t for p, st in self.opt_state.items()
                                                    for k, t in st.items()}}
+
+
+def owners(layers: dict[str, LayerState]) -> dict[str, LayerState]:
+    """Each layer's state once: a layer that shares another's weights is left out."""
+    seen, out = set(), {}
+    for ln, st in layers.items():
+        if id(st) not in seen:
+            seen.add(id(st))
+            out[ln] = st
+    return out
 
 
 def _to_tensor(a: np.ndarray, dtype=dtypes.float32) -> Tensor:
@@ -173,9 +177,7 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
     opt = spec.optimizer
     base = ir.argdict(opt.args)
     trained, frozen, pargs = [], [], {}
-    owners = {ln: st for ln, st in layers.items() if "share" not in ir.argdict(
-        next(la.args for la in model.layers if la.name == ln))}
-    for ln, st in owners.items():
+    for ln, st in owners(layers).items():
         for k, t in st.params.items():
             name = f"{ln}.{k}"
             if any(selects(sel, ln) for sel in opt.freeze):
