@@ -58,3 +58,21 @@ def text_at(src: str, span: ir.Span) -> str:
 def triples(diags) -> list[tuple[str, int, int]]:
     """[(code, line, col), ...] of a list of diagnostics, in the order given."""
     return [(d.code, d.span.line, d.span.col) for d in diags]
+
+
+# A small spec around a schedule, for schedule tests: format(lr=..., schedule=..., max=...)
+SCHEDULE_SPEC = """
+data {{
+  source = csv("unused.csv", target = "y")
+  split  = {{ train = 0.8, val = 0.2 }}
+}}
+model {{
+  input x: f32[4]
+  logits = x -> dense(3)
+}}
+loss      = cross_entropy(logits, target)
+optimizer = sgd(lr = {lr})
+{schedule}
+stop {{ max = {max} }}
+metrics = [accuracy]
+"""

@@ -24,6 +24,8 @@ from trainc.compiler import analyze, lint
 from trainc.compiler.diagnostics import SpecError
 from trainc.runtime.schedule import LrSchedule
 
+from helpers import SCHEDULE_SPEC
+
 pytest.importorskip("tinygrad")
 
 ROOT = Path(__file__).parents[1]
@@ -125,24 +127,10 @@ def check_val_metrics(row: dict, weights: dict[str, np.ndarray], ds, rel: float 
 # 1. Learning-rate schedules, by hand from the formulas in specs/README.md
 # ---------------------------------------------------------------------------------------------
 
-SCHED_SPEC = """
-data {{
-  source = csv("unused.csv", target = "y")
-  split  = {{ train = 0.8, val = 0.2 }}
-}}
-model {{
-  input x: f32[4]
-  logits = x -> dense(3)
-}}
-loss      = cross_entropy(logits, target)
-optimizer = sgd(lr = {lr})
-{schedule}
-stop {{ max = 10 epochs }}
-"""
 
 
 def schedule(text: str, steps_per_epoch: int, total_steps: int, lr: float = 0.1) -> LrSchedule:
-    spec = analyze(SCHED_SPEC.format(lr=lr, schedule=text), "sched.train")
+    spec = analyze(SCHEDULE_SPEC.format(lr=lr, schedule=text, max="10 epochs"), "sched.train")
     base = float(dict(spec.optimizer.args)["lr"])
     assert base == lr
     return LrSchedule(spec.schedule, base, steps_per_epoch, total_steps)

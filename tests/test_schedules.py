@@ -20,28 +20,15 @@ from trainc.compiler import analyze, ir, lint
 from trainc.runtime import preview
 from trainc.runtime.schedule import LrSchedule, epoch_steps
 
+from helpers import SCHEDULE_SPEC
+
 ROOT = Path(__file__).parents[1]
 NEW_SPECS = ["one_cycle_digits.train", "cosine_restarts_digits.train", "plateau_diabetes.train"]
 
-SPEC = """
-data {{
-  source = csv("unused.csv", target = "y")
-  split  = {{ train = 0.8, val = 0.2 }}
-}}
-model {{
-  input x: f32[4]
-  logits = x -> dense(3)
-}}
-loss      = cross_entropy(logits, target)
-optimizer = sgd(lr = {lr})
-{schedule}
-stop {{ max = {max} }}
-metrics = [accuracy]
-"""
 
 
 def spec_of(schedule: str, lr: float = 0.1, max_: str = "10 epochs", path: str = "sched.train") -> ir.Spec:
-    return analyze(SPEC.format(lr=lr, schedule=f"schedule = {schedule}" if schedule else "", max=max_), path)
+    return analyze(SCHEDULE_SPEC.format(lr=lr, schedule=f"schedule = {schedule}" if schedule else "", max=max_), path)
 
 
 def sched(schedule: str, steps_per_epoch: int, total_steps: int, lr: float = 0.1) -> LrSchedule:
@@ -191,7 +178,7 @@ def test_multistep_from_a_spec():
 @pytest.mark.parametrize("milestones, code", [("[3, 6]", "E306"), ("[3 fortnights]", "E306"), ("[0 steps]", "E304"),
                                               ("[]", "E303"), ("3", "E306")])
 def test_multistep_bad_milestones(milestones, code):
-    src = SPEC.format(lr=0.1, schedule=f"schedule = multistep(milestones = {milestones})", max="10 epochs")
+    src = SCHEDULE_SPEC.format(lr=0.1, schedule=f"schedule = multistep(milestones = {milestones})", max="10 epochs")
     assert [d.code for d in lint(src, "t.train")] == [code]
 
 
@@ -387,13 +374,13 @@ def test_plateau_is_a_last_phase_with_or_without_a_length(length):
 
 
 def test_plateau_followed_by_another_phase_is_refused():
-    src = SPEC.format(lr=0.1, schedule="schedule = plateau(val.loss, length = 2 epochs) then constant()",
+    src = SCHEDULE_SPEC.format(lr=0.1, schedule="schedule = plateau(val.loss, length = 2 epochs) then constant()",
                       max="10 epochs")
     assert [d.code for d in lint(src, "t.train")] == ["E310"]
 
 
 def test_a_phase_followed_by_another_needs_a_length():
-    src = SPEC.format(lr=0.1, schedule="schedule = one_cycle(max_lr = 0.1) then constant()", max="10 epochs")
+    src = SCHEDULE_SPEC.format(lr=0.1, schedule="schedule = one_cycle(max_lr = 0.1) then constant()", max="10 epochs")
     assert [d.code for d in lint(src, "t.train")] == ["E301"]
 
 
@@ -414,12 +401,12 @@ def test_a_phase_followed_by_another_needs_a_length():
     ("plateau()", "E301"),
 ])
 def test_schedule_arguments_are_checked(schedule, code):
-    src = SPEC.format(lr=0.1, schedule=f"schedule = {schedule}", max="10 epochs")
+    src = SCHEDULE_SPEC.format(lr=0.1, schedule=f"schedule = {schedule}", max="10 epochs")
     assert [d.code for d in lint(src, "t.train")] == [code]
 
 
 def test_plateau_monitor_must_be_measured():
-    src = SPEC.format(lr=0.1, schedule="schedule = plateau(val.f1)", max="10 epochs")
+    src = SCHEDULE_SPEC.format(lr=0.1, schedule="schedule = plateau(val.f1)", max="10 epochs")
     assert [d.code for d in lint(src, "t.train")] == ["E207"]
 
 
