@@ -141,7 +141,16 @@ class Then:
     span: Span = _span()
 
 
-Expr = Union[Number, Quantity, Str, Bool, Ref, Call, ListExpr, Record, BinOp, Neg, Pipeline, Then]
+@node
+class Repeat:
+    """`repeat 3 { dense(64) -> relu }`: a pipeline stage applied `times` times in a row, each with its own weights."""
+
+    times: "Expr"
+    body: "Expr"
+    span: Span = _span()
+
+
+Expr = Union[Number, Quantity, Str, Bool, Ref, Call, ListExpr, Record, BinOp, Neg, Pipeline, Then, Repeat]
 
 
 @node

@@ -228,6 +228,11 @@ class _Build(Transformer):
         return tuple(c)
 
     @v_args(meta=True)
+    def repeat(self, meta, c):
+        times, body = c
+        return ir.Repeat(times=times, body=body, span=self.s(meta))
+
+    @v_args(meta=True)
     def record(self, meta, c):
         (body,) = c
         return ir.Record(entries=tuple(body), span=self.s(meta))

@@ -40,6 +40,8 @@ def _describe(expr: ir.Expr) -> str:
             return "a { ... } record"
         case ir.Pipeline():
             return "a pipeline"
+        case ir.Repeat():
+            return "a repeat { ... } stage"
         case ir.Then():
             return "a schedule"
     return "an expression"
@@ -709,6 +711,14 @@ class _ModelBuilder:
             cur = self.apply(stage, cur, prefix, env, depth)
         return cur
 
+    @staticmethod
+    def repeat_count(expr: ir.Expr, env: dict[str, ir.Expr], example: str) -> int:
+        times = _substitute(expr, env)
+        if not (isinstance(times, ir.Number) and float(times.value).is_integer() and times.value >= 1):
+            raise _err("E303", f"a repeat count must be a positive integer, found {_describe(times)}", expr.span,
+                       example)
+        return int(times.value)
+
     def value(self, stage: ir.Expr, prefix: str = "", env: dict | None = None) -> str:
         if isinstance(stage, ir.Ref) and stage.dotted in self.values:
             return self.values[stage.dotted]
@@ -730,12 +740,12 @@ class _ModelBuilder:
 
     def apply(self, stage: ir.Expr, cur: str, prefix: str, env: dict[str, ir.Expr], depth: int) -> str:
         if isinstance(stage, ir.BinOp) and stage.op == "*":  # `mlp(64) * 3`: the same stage three times in a row
-            times = _substitute(stage.right, env)
-            if not (isinstance(times, ir.Number) and float(times.value).is_integer() and times.value >= 1):
-                raise _err("E303", f"a repeat count must be a positive integer, found {_describe(times)}",
-                           stage.right.span, "write `block(...) * 3`")
-            for _ in range(int(times.value)):  # each repetition has its own weights
-                cur = self.apply(stage.left, cur, prefix, env, depth)
+            for _ in range(self.repeat_count(stage.right, env, "write `block(...) * 3`")):
+                cur = self.apply(stage.left, cur, prefix, env, depth)  # each repetition has its own weights
+            return cur
+        if isinstance(stage, ir.Repeat):  # `repeat 3 { dense(64) -> relu }`: the same, for a whole pipeline
+            for _ in range(self.repeat_count(stage.times, env, "write `repeat 3 { dense(64) -> relu }`")):
+                cur = self.flow(stage.body, prefix, env, depth, start=cur)
             return cur
         if not isinstance(stage, (ir.Ref, ir.Call)):
             raise _err("E303", f"expected a layer or block, found {_describe(stage)}", stage.span)

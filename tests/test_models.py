@@ -212,6 +212,39 @@ def test_a_block_repeated_has_its_own_weights_each_time():
     assert bad == [("E303", "a repeat count must be a positive integer, found the number 1.5")]
 
 
+@pytest.mark.parametrize("model, dense_names, params", [
+    ("logits = x -> repeat 2 { dense(32) -> relu } -> dense(10)",
+     ["logits.dense0", "logits.dense1", "logits.dense2"], (64 * 32 + 32) + (32 * 32 + 32) + (32 * 10 + 10)),
+    ("logits = x -> repeat 2 {\n    dense(16) -> relu\n  } -> stack(2, 8) -> dense(10)",
+     ["logits.dense0", "logits.dense1", "logits.stack0.dense0", "logits.stack0.dense1", "logits.dense2"],
+     (64 * 16 + 16) + (16 * 16 + 16) + (16 * 8 + 8) + (8 * 8 + 8) + (8 * 10 + 10)),
+])
+def test_repeat_statement_makes_fresh_weights_each_time(model, dense_names, params):
+    from trainc.compiler.summary import rows
+
+    text = (ROOT / "examples" / "digits.train").read_text().replace(
+        "logits = x -> mlp(128) -> mlp(64) -> dense(10)",
+        "block stack(n, w) { repeat n { dense(w) -> relu } }\n  " + model)
+    spec = analyze(text, "r.train")
+    assert [la.name for la in spec.model.layers if la.op == "dense"] == dense_names
+    assert sum(r.params for r in rows(spec)) == params
+
+
+@pytest.mark.parametrize("stage, col, found", [
+    ("repeat 0 { dense(8) }", 17, "the number 0"),
+    ("repeat 2.5 { dense(8) }", 17, "the number 2.5"),
+    ("repeat w { dense(8) }", 17, "'w'"),
+])
+def test_repeat_count_must_be_a_positive_integer(stage, col, found):
+    from trainc.compiler import lint
+
+    text = (ROOT / "examples" / "digits.train").read_text().replace(
+        "logits = x -> mlp(128) -> mlp(64) -> dense(10)", f"logits = x -> {stage} -> dense(10)")
+    line = text.splitlines().index(f"  logits = x -> {stage} -> dense(10)") + 1
+    assert [(d.code, d.span.line, d.span.col, d.message) for d in lint(text, "r.train")] == [
+        ("E303", line, col + 7, f"a repeat count must be a positive integer, found {found}")]
+
+
 def test_a_model_wide_default_initialiser():
     from trainc.compiler import lint
 
