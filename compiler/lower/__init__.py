@@ -80,6 +80,8 @@ class Program:
     frozen: tuple[str, ...] = ()  # parameter names that are not trained
     test_step: Callable | None = None  # as eval_step, over the test split
     n_test: int = 0
+    x_train: Tensor | None = None  # the training inputs on the device, read by the step (data.augment rewrites it)
+    grad_acc: Tensor | None = None  # [sum of the global gradient norms (before clipping), their max]
 
     def step(self, idxs: list[Tensor], lr: Tensor) -> None:
         """One optimizer step over `accumulate` micro-batches."""
@@ -278,14 +280,18 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
                 grads[i] = grads[i] + reg.l2 * w.detach()
             if is_w and reg.l1:
                 grads[i] = grads[i] + reg.l1 * w.detach().sign()
+        # the global gradient norm before clipping, recorded per epoch (mean and max) to show exploding or
+        # vanishing gradients; clip_grad_norm reuses it
+        norm = sum((g.float() * g.float()).sum() for g in grads).sqrt() if grads else Tensor.zeros(())
+        pending = [grad_acc.assign(Tensor.cat(grad_acc[0:1] + norm.reshape(1), grad_acc[1:2].maximum(norm.reshape(1))))]
         if reg.clip_grad_value:
             grads = [g.clip(-reg.clip_grad_value, reg.clip_grad_value) for g in grads]
         if reg.clip_grad_norm:
-            norm = sum((g * g).sum() for g in grads).sqrt()
+            norm = sum((g * g).sum() for g in grads).sqrt() if reg.clip_grad_value else norm
             coef = (reg.clip_grad_norm / (norm + 1e-6)).minimum(1.0)
             grads = [g * coef for g in grads]
         t = step_count.assign(step_count + 1)
-        pending = [t]
+        pending.append(t)
         lr_ = lr.reshape(())
         for (name, p, _), g in zip(trained, grads):
             a = pargs[name]
@@ -302,6 +308,7 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
             return X_tr[idx].contiguous().realize(), Y_tr[idx].contiguous().realize()
 
     train_acc = Tensor.zeros(train_size).contiguous().realize()
+    grad_acc = Tensor.zeros(2).contiguous().realize()  # [sum of the steps' gradient norms, their max]
 
     def forward_backward(idx: Tensor) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         x, y = gather(idx)
@@ -370,8 +377,9 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
                    eval_batch=min(n_val, 512), n_train=n_train, n_val=n_val, accumulate=n,
                    train_step=TinyJit(step) if n == 1 else None, micro_step=TinyJit(micro_step) if n > 1 else None,
                    apply_step=TinyJit(apply_step) if n > 1 else None, eval_step=TinyJit(make_eval(X_va, Y_va)),
-                   test_step=test_step, n_test=len(x_test) if x_test is not None else 0,
-                   train_acc=train_acc, eval_acc=eval_acc, step_count=step_count, frozen=tuple(frozen))
+                   test_step=test_step, n_test=len(x_test) if x_test is not None else 0, x_train=X_tr,
+                   train_acc=train_acc, eval_acc=eval_acc, step_count=step_count, frozen=tuple(frozen),
+                   grad_acc=grad_acc)
 
 
 def finish_train(program: Program, state: np.ndarray) -> dict[str, object]:
