@@ -182,8 +182,58 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
                                     f"({mx.value:g} {mx.unit.value}), so the phases after it never start",
                                     span=n.span,
                                     help="shorten it, or lengthen stop.max"))
+    decay = dict(spec.optimizer.args).get("weight_decay") if spec.optimizer.kind == "adamw" else None
+    if decay and spec.regularization.weight_decay:  # the same decoupled decay twice: surely meant once
+        diags.append(Diagnostic(code="W211", severity="warning", message=f"weight decay is set twice: adamw's "
+                                f"weight_decay ({decay:g}) and regularization.weight_decay "
+                                f"({spec.regularization.weight_decay:g}) both decay every parameter after each step",
+                                span=spec.regularization.span_of("weight_decay"),
+                                help="keep one: adamw(weight_decay = ...) (0.01 when not given), or adamw(weight_decay "
+                                "= 0) with regularization.weight_decay"))
     diags += _schedule_checks(spec)
+    diags += _data_checks(spec)
     return spec, diags
+
+
+AUGMENT_INPUTS = {  # an augmentation's `input` kind -> (does it fit the input type, what it needs)
+    "image": (lambda t: t.dtype == ir.DType.f32 and len(t.shape) == 3, "an image input f32[C, H, W]"),
+    "series": (lambda t: t.dtype == ir.DType.f32 and len(t.shape) == 2, "a series input f32[T, F]"),
+    "tokens": (lambda t: t.dtype == ir.DType.i32, "token ids, an i32 input"),
+    "numbers": (lambda t: t.dtype == ir.DType.f32, "an f32 input"),
+}
+AUGMENT_HELP = {
+    "image": "image augmentations act on the data, so the data must hold images: the images source, or an npz "
+             "array of shape [n, C, H, W] with `input x: f32[C, H, W]`",
+    "series": "series augmentations need windows of a series: the series source with `input x: f32[window, F]`",
+    "tokens": "token augmentations need token ids: the text source with `input x: i32[window]`",
+    "numbers": "token ids are not numbers to perturb: use token_dropout or token_swap",
+}
+
+
+def _data_checks(spec: ir.Spec) -> list[Diagnostic]:
+    """Each augmentation fits the model's input (E403); the images source's `size` is [H, W] (E303)."""
+    diags = []
+    inp = spec.model.inputs[0] if spec.model.inputs else None
+    for aug in spec.data.augment if inp is not None else ():
+        kind = C.AUGMENTATIONS.get(aug.kind).extra["input"]
+        fits, needs = AUGMENT_INPUTS[kind]
+        if not fits(inp.type):
+            diags.append(Diagnostic(code="E403", message=f"{aug.kind} needs {needs}, but input {inp.name} is "
+                                    f"{inp.type}", span=aug.span, help=AUGMENT_HELP[kind]))
+        token = dict(aug.args).get("token") if aug.kind == "token_dropout" else None
+        for layer in spec.model.layers if token is not None else ():
+            vocab = dict(layer.args).get("vocab")
+            if layer.op == "embedding" and layer.inputs == (inp.name,) and isinstance(vocab, int) and token >= vocab:
+                diags.append(Diagnostic(code="E304", message=f"token_dropout: token {token} is outside the "
+                                        f"vocabulary of the embedding (ids 0..{vocab - 1})", span=aug.span,
+                                        help=f"use a token id below {vocab}"))
+    for source in (spec.data.source, spec.data.train, spec.data.val, spec.data.test):
+        size = dict(source.args).get("size") if source is not None and source.kind == "images" else None
+        if size is not None and (len(size) != 2 or not all(float(d).is_integer() for d in size)):
+            diags.append(Diagnostic(code="E303", message=f"images: size must be two whole numbers [H, W], found "
+                                    f"[{', '.join(f'{d:g}' for d in size)}]", span=source.span,
+                                    help="e.g. size = [28, 28]"))
+    return diags
 
 
 def _schedule_checks(spec: ir.Spec) -> list[Diagnostic]:

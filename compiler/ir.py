@@ -217,6 +217,7 @@ class File:
 class DType(enum.Enum):
     f32 = "f32"
     f16 = "f16"
+    bf16 = "bf16"
     i32 = "i32"
 
 
@@ -275,6 +276,15 @@ class Split:
 
 
 @node
+class Augment:
+    """One entry of `data.augment`: `flip(p = 0.5)`, applied to the training inputs every epoch."""
+
+    kind: str  # augmentation registry key
+    args: Args
+    span: Span = _span()
+
+
+@node
 class Data:
     source: Source | None  # one source split by `split`, or
     split: Split | None
@@ -284,6 +294,7 @@ class Data:
     normalize: str  # standard | minmax | none
     target_normalize: str  # standard | none: regression targets, fitted on train; metrics in original units
     sampler: str = "none"  # none | balanced | oversample: how a classification epoch draws its examples
+    augment: tuple[Augment, ...] = ()  # in order, on the training inputs before normalisation, afresh each epoch
     batch: int
     shuffle: bool
     task: Task
@@ -324,11 +335,22 @@ class Layer:
 
 
 @node
+class Pretrained:
+    """`init = from("runs/pretrain", only = [encoder])`: weights taken from another run."""
+
+    path: str  # a run directory or a .safetensors file, relative to the spec
+    only: tuple[str, ...]  # model values or blocks whose weights are taken; () = every layer
+    weights: str  # final | best | latest
+    span: Span = _span()
+
+
+@node
 class Model:
     inputs: tuple[Input, ...]
     layers: tuple[Layer, ...]  # in topological order
     values: tuple[tuple[str, str], ...]  # user-visible name -> layer (or input) name
     span: Span = _span()
+    pretrained: Pretrained | None = None
 
 
 @node
@@ -445,8 +467,9 @@ class Metric:
 
 @node
 class Checkpoint:
-    every: Duration | None
+    every: Duration | None  # epochs or steps; None: every epoch
     keep: MetricRef | None
+    last: int = 1  # how many of the newest checkpoints stay on disk (besides the best)
     span: Span = _span()
 
 
@@ -455,6 +478,7 @@ class Run:
     seed: int
     device: str  # auto | cpu | cuda | metal
     precision: DType
+    beam: int = 0  # tinygrad's BEAM search width for the training step's kernels; 0: none
     span: Span = _span()
 
 

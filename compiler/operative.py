@@ -1,6 +1,7 @@
 """The operative spec: every setting a run used, defaults filled in, each marked with where it came from.
 
-    operative(spec, file) -> {"spec": PATH, "sha256": HASH, "settings": {"data.batch": {"value": 64, "from": "spec"}, ...}}
+    operative(spec, file) -> {"spec": PATH, "sha256": HASH,
+                              "settings": {"data.batch": {"value": 64, "from": "spec"}, ...}}
 
 `from` is `spec` (written in the file), `override` (`--set` on the command line) or `default`.
 The hash is over the checked IR without source positions, so reformatting a spec or moving its

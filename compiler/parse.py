@@ -288,20 +288,151 @@ def _join(words: list[str]) -> str:
 
 
 def parse(text: str, path: str) -> ir.File:
-    """Parse a whole spec. Raises SpecError with a syntax diagnostic (E1xx).
+    """Parse a whole spec. Raises SpecError with the syntax diagnostics (E1xx) of every item that fails.
 
     >>> parse("batch = 64", "t.train").items[0].key
     'batch'
     """
+    file, problems, _ = parse_partial(text, path)
+    if problems:
+        raise SpecError(problems)
+    return file
+
+
+def parse_partial(text: str, path: str) -> tuple[ir.File, list[Diagnostic], frozenset[str]]:
+    """Parse what parses: the file made of the top-level items without syntax errors, the syntax
+    diagnostics of the others (the first Lark error of each, or every E104/E105 in it), and the
+    names of the items left out, so that later passes stay quiet about them.
+
+    A valid file is parsed once, as a whole. Otherwise it is split into top-level items (a
+    `name { ... }` section to its matching brace, a `name = value` entry to the end of its
+    brackets) and each is parsed on its own, at its own lines, so positions stay exact.
+
+    >>> [d.code for d in parse_partial("data {\\n  batch 64\\n}\\nloss = mse(y, target)\\n", "t")[1]]
+    ['E102']
+    """
+    try:
+        return _parse_text(text, path), [], frozenset()
+    except SpecError:
+        pass
+    items, problems, broken = [], [], set()
+    for chunk in _chunks(text):
+        padded = "\n" * (chunk.line - 1) + chunk.text  # the item at its own line: Lark counts the positions
+        try:
+            items += _parse_text(padded, path, unclosed=chunk.unclosed).items
+        except SpecError as e:
+            problems += e.diagnostics
+            broken.add(chunk.name)
+    spans = [i.span for i in items]
+    span = ir.Span(path, spans[0].line, spans[0].col, spans[-1].end_line, spans[-1].end_col) if spans else \
+        ir.Span(path, 1, 1, 1, 1)
+    return ir.File(items=tuple(items), span=span), problems, frozenset(broken)
+
+
+def _parse_text(text: str, path: str, unclosed: tuple[int, int, str, int] | None = None) -> ir.File:
     try:
         tree = parser().parse(text, start="start")
         build = _Build(path)
         out = build.transform(tree)
     except UnexpectedInput as e:
+        tok = getattr(e, "token", None)
+        at_end = isinstance(e, UnexpectedEOF) or (tok is not None and tok.type == "$END")
+        closer = tok is not None and tok.type in ("RBRACE", "RPAR", "RSQB") and unclosed is not None and \
+            (tok.line, tok.column) > unclosed[:2]
+        if unclosed and (at_end or closer):  # say which bracket is left open, not "end of file" or "unexpected '}'"
+            raise SpecError([_unclosed_diagnostic(unclosed, path)]) from None
         raise SpecError([_syntax_diagnostic(e, path, text)]) from None
     if build.errors:
         raise SpecError(build.errors)
     return out
+
+
+def _unclosed_diagnostic(unclosed: tuple[int, int, str, int], path: str) -> Diagnostic:
+    line, col, bracket, next_line = unclosed
+    close = {"{": "}", "(": ")", "[": "]"}[bracket]
+    where = f" before the next section, on line {next_line}" if next_line else ""
+    return Diagnostic(code="E102", message=f"'{bracket}' is not closed", span=ir.Span(path, line, col, line, col + 1),
+                      help=f"close it with '{close}'{where}")
+
+
+class _Chunk:
+    """One top-level item of a file that does not parse: its first line, its lines, its name, and
+    the bracket guessed to be left open (line, col, char, line of the next item or 0), if any."""
+
+    __slots__ = ("line", "text", "name", "unclosed")
+
+    def __init__(self, line: int, text: str, name: str, unclosed: tuple[int, int, str, int] | None):
+        self.line, self.text, self.name, self.unclosed = line, text, name, unclosed
+
+
+_ITEM_START = re.compile(r"([A-Za-z_]\w*)\s*[{=]")  # `data {`, `loss =` at the start of a line
+_NAME = re.compile(r"\s*([A-Za-z_]\w*)")
+
+
+_OPENER = {"}": "{", ")": "(", "]": "["}
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def _chunks(text: str) -> list[_Chunk]:
+    """Split a file into top-level items by brackets, skipping strings and comments.
+
+    An item ends at the end of a line where every bracket it opened is closed. Two guesses keep
+    one missing bracket from swallowing the rest of the file:
+    - a line that starts in column 1 with a section name and `{` or `=` starts a new item even
+      inside brackets (sections do not nest); the innermost open bracket is the unclosed one;
+    - a closing bracket that starts its line closes the bracket opened on a line indented as
+      much; brackets opened on lines indented more are left open (the outermost is reported).
+    A closing bracket of the wrong kind is left for Lark to report; it closes nothing.
+    """
+    from .catalog import SECTIONS  # the names that may start a top-level item
+
+    chunks: list[_Chunk] = []
+    lines = text.split("\n")  # not splitlines(): Lark counts lines by "\n" only, and so must we
+    lines = [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+    start, stack, unclosed = None, [], None  # the current item: first line, open brackets, a guess
+
+    def close(end: int):
+        name = _NAME.match(lines[start])
+        chunks.append(_Chunk(start + 1, "".join(lines[start:end]), name[1] if name else "", unclosed))
+
+    for n, line in enumerate(lines):
+        head = _ITEM_START.match(line)
+        if stack and head and head[1] in SECTIONS:
+            unclosed = unclosed or (*stack[-1][:3], n + 1)
+            close(n)
+            start, stack, unclosed = None, [], None
+        if start is None:
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue  # blank and comment lines between items belong to none
+            start = n
+        i = 0
+        while i < len(line):
+            ch = line[i]
+            if ch == "#":
+                break
+            if ch == '"':  # a string ends at its closing quote or, unterminated, at the end of the line
+                i += 1
+                while i < len(line) and line[i] not in '"\n':
+                    i += 2 if line[i] == "\\" else 1
+            elif ch in "{([":
+                stack.append((n + 1, i + 1, ch, _indent(line)))
+            elif ch in "})]" and stack:
+                opened = None
+                while i == _indent(line) and len(stack) > 1 and stack[-1][3] > i:  # `}` first on its line:
+                    opened = stack.pop()  # what was opened on lines indented more is left open
+                unclosed = unclosed or (opened and (*opened[:3], 0))
+                if stack[-1][2] == _OPENER[ch]:  # a stray closer stays for Lark to report
+                    stack.pop()
+            i += 1
+        if not stack:
+            close(n + 1)
+            start, unclosed = None, None
+    if start is not None:
+        close(len(lines))  # open at the end of the file: Lark says "unexpected end of file"
+    return chunks
 
 
 def parse_expr(text: str, path: str) -> ir.Expr:

@@ -148,8 +148,10 @@ def metric_ref(expr: ir.Expr, what: str) -> ir.MetricRef:
     if isinstance(expr, ir.Ref) and len(expr.parts) == 2:
         split, name = expr.parts
         if split not in SPLITS:
+            test = "the test split is evaluated once, at the end, and never monitored: use val" if split == "test" \
+                else None
             raise _err("E207", f"unknown split '{split}' in {what}", expr.span,
-                       did_you_mean(split, SPLITS) or one_of(SPLITS))
+                       test or did_you_mean(split, SPLITS) or one_of(SPLITS))
         return ir.MetricRef(split=split, name=name, span=expr.span)
     raise _err("E303", f"{what} must name a metric on a split, like val.loss, found {_describe(expr)}", expr.span)
 
@@ -376,10 +378,11 @@ class _Resolver:
                            "add `source = csv(\"file.csv\", target = \"label\")` and a `split`, "
                            "or separate `train` and `val` files")
         given_task = get("task", C.Choice("classification", "regression"), None)
+        known = given_task is not None or task is not None  # else the loss did not resolve: the task is a guess
         task = ir.Task(given_task) if given_task else (task or ir.Task.classification)
         target_normalize = get("target_normalize", C.Choice("standard", "none"),
                                "standard" if task == ir.Task.regression else "none")
-        if task == ir.Task.classification and target_normalize != "none":
+        if task == ir.Task.classification and target_normalize != "none" and known:
             self.error("E307", "target_normalize is for regression targets; class labels are not normalised",
                        keys["target_normalize"].key_span, "remove it")
         test = self.guard(self.source, keys["test"].value) if "test" in keys else None
@@ -390,11 +393,22 @@ class _Resolver:
         if sampler != "none" and task != ir.Task.classification:
             self.error("E307", f"sampler = {sampler} balances classes, but the task is {task.value}",
                        keys["sampler"].key_span, "remove it")
-        return ir.Data(source=source, split=split, train=train, val=val, test=test, sampler=sampler,
+        augment = self.augment(keys["augment"].value) if "augment" in keys else ()
+        return ir.Data(source=source, split=split, train=train, val=val, test=test, sampler=sampler, augment=augment,
                        normalize=get("normalize", C.Choice("standard", "minmax", "none"), "standard"),
                        target_normalize=target_normalize,
                        batch=get("batch", C.Int(min=1), 32), shuffle=get("shuffle", C.Bool, True),
                        task=task, span=span, where=tuple((k, e.value.span) for k, e in keys.items()))
+
+    def augment(self, expr: ir.Expr) -> tuple[ir.Augment, ...]:
+        """`augment = [flip, crop(padding = 1)]` (or one call): each bound to its registry entry, in order."""
+        out = []
+        for e in expr.items if isinstance(expr, ir.ListExpr) else (expr,):
+            entry = self.guard(lookup, C.AUGMENTATIONS, e, "an augmentation like flip or noise(std = 0.05)")
+            args = self.guard(bind, entry, C.AUGMENTATIONS, e) if entry is not None else None
+            if args is not None:
+                out.append(ir.Augment(kind=entry.name, args=tuple(args.items()), span=e.span))
+        return tuple(out)
 
     # ---- model ------------------------------------------------------------------------------------
 
@@ -405,9 +419,13 @@ class _Resolver:
             return ir.Model(inputs=(), layers=(), values=(), span=span)
         m = _ModelBuilder(self)
         body = list(sec.body)
+        pretrained = None
         for stmt in body:  # `init = xavier`: the model's default initialiser, wherever it is written
             if isinstance(stmt, ir.Entry) and stmt.key == "init":
-                m.default_init = self.guard(m.init, stmt.value)
+                if isinstance(stmt.value, ir.Call) and stmt.value.name.dotted == "from":
+                    pretrained = stmt.value  # checked once the values and blocks are known
+                else:
+                    m.default_init = self.guard(m.init, stmt.value)
         for stmt in body:
             if isinstance(stmt, ir.Entry) and stmt.key == "init":
                 continue
@@ -418,7 +436,26 @@ class _Resolver:
         if not m.inputs and not any(isinstance(s, ir.InputDecl) for s in sec.body):
             self.error("E205", "the model has no input", sec.name_span, "declare one: `input x: f32[64]`")
         return ir.Model(inputs=tuple(m.inputs), layers=tuple(m.layers), values=tuple(m.values.items()),
-                        span=sec.span)
+                        span=sec.span, pretrained=self.guard(self.pretrained, pretrained) if pretrained else None)
+
+    def pretrained(self, call: ir.Call) -> ir.Pretrained:
+        """`from(PATH, only = [values or blocks], weights = final | best | latest)`."""
+        kw = {k.name: k for k in call.kwargs}
+        for k in kw:
+            if k not in ("only", "weights"):
+                raise _err("E202", f"unknown argument '{k}' for from(...)", kw[k].span,
+                           did_you_mean(k, ("only", "weights")) or "expected one of: only, weights")
+        if len(call.args) != 1 or not isinstance(call.args[0], ir.Str):
+            raise _err("E303", "from(...) takes the path of a run directory or a .safetensors file, as a string",
+                       call.span, 'write `init = from("runs/pretrain", only = [encoder])`')
+        only = self.freeze(kw["only"].value) if "only" in kw else ()
+        weights = "final"
+        if "weights" in kw:
+            w = kw["weights"].value
+            weights = w.dotted if isinstance(w, ir.Ref) else None
+            if weights not in ("final", "best", "latest"):
+                raise _err("E303", f"weights must be final, best or latest, found {_describe(w)}", w.span)
+        return ir.Pretrained(path=call.args[0].value, only=only, weights=weights, span=call.span)
 
     # ---- loss, optimizer, schedule, metrics -------------------------------------------------------
 
@@ -450,8 +487,8 @@ class _Resolver:
         for what, e in (("prediction", pred), ("target", target)):
             if not isinstance(e, ir.Ref) or len(e.parts) != 1:
                 raise _err("E303", f"the {what} of {entry.name} must be a name, found {_describe(e)}", e.span)
-        if pred.dotted in self.broken_values:
-            raise SpecError([])
+        if pred.dotted in self.broken_values or "model" in self.malformed or "model" not in self.items:
+            raise SpecError([])  # reported already, where the value or the model is defined (or missing)
         if pred.dotted not in values:
             raise _err("E206", f"unknown model value '{pred.dotted}'", pred.span,
                        did_you_mean(pred.dotted, values) or one_of(values))
@@ -483,7 +520,7 @@ class _Resolver:
 
     def selector(self, name: str, span: ir.Span) -> str:
         """A model value or block name, as used by `groups` and `freeze`."""
-        if name not in self.selectors:
+        if name not in self.selectors and "model" in self.items and "model" not in self.malformed:  # else reported
             raise _err("E206", f"unknown model value or block '{name}'", span,
                        did_you_mean(name, self.selectors) or one_of(self.selectors or ["(none)"]))
         return name
@@ -622,10 +659,11 @@ class _Resolver:
         if sec is None:
             return None
         keys = self.keys("checkpoint")
-        every = self.guard(convert, keys["every"].value, C.Dur("epochs"), "checkpoint.every") if "every" in keys \
-            else None
+        every = self.guard(convert, keys["every"].value, C.Dur("epochs", "steps"), "checkpoint.every") \
+            if "every" in keys else None
         keep = self.guard(self.keep, keys["keep"].value) if "keep" in keys else None
-        return ir.Checkpoint(every=every, keep=keep, span=sec.span)
+        last = self.getter("checkpoint", keys)("last", C.Int(min=1), 1)
+        return ir.Checkpoint(every=every, keep=keep, last=last, span=sec.span)
 
     def keep(self, expr: ir.Expr) -> ir.MetricRef:
         if isinstance(expr, ir.Call) and expr.name.dotted == "best" and len(expr.args) == 1 and not expr.kwargs:
@@ -637,9 +675,10 @@ class _Resolver:
         keys = self.keys("run")
         sec = self.items.get("run")
         get = self.getter("run", keys)
-        precision = get("precision", C.Choice(*C.DTYPES), "f32")
+        precision = get("precision", C.Choice(*C.PRECISIONS), "f32")
         return ir.Run(seed=get("seed", C.Int(min=0), 0), device=get("device", C.Choice(*C.DEVICES), "auto"),
-                      precision=C.DTYPES[precision], span=sec.span if sec else ir.NOWHERE)
+                      precision=C.PRECISIONS[precision], beam=get("beam", C.Int(min=0, max=32), 0),
+                      span=sec.span if sec else ir.NOWHERE)
 
 
 class _ModelBuilder:
@@ -888,9 +927,13 @@ def resolve(file: ir.File, path: str) -> ir.Spec:
     return spec
 
 
-def resolve_partial(file: ir.File, path: str) -> tuple[ir.Spec, list[Diagnostic]]:
-    """The IR as far as it could be built, and the problems found. Lint checks the rest of it too."""
+def resolve_partial(file: ir.File, path: str, broken: frozenset[str] = frozenset()) -> tuple[ir.Spec,
+                                                                                             list[Diagnostic]]:
+    """The IR as far as it could be built, and the problems found. Lint checks the rest of it too.
+
+    `broken` names top-level items left out for a syntax error: they are not reported missing."""
     r = _Resolver(file, path)
+    r.malformed |= broken
     r.collect()
     model = r.model()
     values = {name for name in dict(model.values)}

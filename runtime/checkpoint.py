@@ -2,7 +2,7 @@
 
 A run directory's checkpoints:
 
-    DIR/checkpoints/epoch-0003/model.safetensors      weights and buffers (batchnorm statistics)
+    DIR/checkpoints/step-00000066/model.safetensors      weights and buffers (batchnorm statistics)
                               optimizer.safetensors  optimizer state, step count, the dropout RNG counter
                               state.json             everything else (below); written last: it marks the
                                                      checkpoint complete and holds the files' sha256
@@ -40,6 +40,7 @@ _DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.in
            "BOOL": np.bool_}
 _NAMES = {np.dtype(v): k for k, v in _DTYPES.items()}
 _MAX_HEADER = 100 * 1024 * 1024
+FAULT_HOOK = None  # tests: called half-way through a checkpoint write (see loop._fault_in_save)
 
 
 class CheckpointError(Exception):
@@ -156,6 +157,8 @@ def save(ckpt_dir: Path, name: str, model: dict[str, np.ndarray], optimizer: dic
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+            if FAULT_HOOK is not None:
+                FAULT_HOOK()
         body = {"format_version": FORMAT_VERSION, **state, "files": {k: _sha256(v) for k, v in files.items()}}
         with open(tmp / "state.json", "w") as f:
             f.write(json.dumps(body, indent=1, allow_nan=False) + "\n")
@@ -192,7 +195,14 @@ def pointed(ckpt_dir: Path, pointer: str) -> str | None:
 def prune(ckpt_dir: Path, keep_last: int) -> None:
     """Remove all but the newest `keep_last` epoch checkpoints (and the one `best` names), and stale temps."""
     protected = {pointed(ckpt_dir, "best"), pointed(ckpt_dir, "latest")}
-    epochs = sorted(p.name for p in ckpt_dir.glob("epoch-*") if p.is_dir())
+
+    def written(p: Path) -> float:  # in the order written (after a roll-back, a lower step can be newer)
+        try:
+            return (p / "state.json").stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    epochs = [p.name for p in sorted((p for p in ckpt_dir.glob("step-*") if p.is_dir()), key=written)]
     for name in epochs[:-keep_last] if keep_last > 0 else epochs:
         if name not in protected:
             shutil.rmtree(ckpt_dir / name, ignore_errors=True)

@@ -69,6 +69,7 @@ class Dataset:
     target_normalizer: Normalizer | None = None  # regression with target_normalize = standard
     x_test: np.ndarray | None = None  # held out: evaluated once, at the end
     y_test: np.ndarray | None = None
+    x_train_raw: np.ndarray | None = None  # float32, before normalisation: kept for data.augment, else None
 
     @property
     def n_classes(self) -> int | None:
@@ -697,4 +698,5 @@ def load_data(data: ir.Data, base_dir: pathlib.Path, seed: int, fold: int | None
         target_normalizer=target_normalizer,
         x_test=normalizer.apply(x_te) if x_te is not None else None,
         y_test=y_te,
+        x_train_raw=np.asarray(x_tr, dtype=np.float32) if data.augment else None,
     )

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,8 @@ from ..compiler import catalog as C
 from ..compiler import ir
 from ..compiler.check import mode_of, value_type
 from ..compiler.diagnostics import Diagnostic, SpecError
+from . import checkpoint as ck
+from .augment import epoch_inputs
 from .data import Dataset
 from .progress import Progress
 from .schedule import LrSchedule, epoch_steps, run_steps
@@ -197,18 +201,157 @@ def _write_json(path: Path, obj) -> None:
     tmp.replace(path)
 
 
+def eval_chunks(program, n: int) -> list[tuple]:
+    """Evaluation indices: fixed-size chunks, the last one padded and masked, so one compiled graph serves all."""
+    from tinygrad import Tensor
+
+    eb, out = program.eval_batch, []
+    for c in range(math.ceil(n / eb)):
+        idx = np.arange(c * eb, (c + 1) * eb)
+        out.append((Tensor(np.where(idx < n, idx, 0).astype(np.int32)).realize(),
+                    Tensor((idx < n).astype(np.float32)).realize()))
+    return out
+
+
+def evaluate_split(program, step, parts: list[tuple], n: int, labels: np.ndarray) -> dict[str, object]:
+    """Loss and metrics of one split: `step` is the program's eval_step (val) or test_step."""
+    from tinygrad import Tensor
+
+    from ..compiler.lower import finish_eval
+
+    program.eval_acc.assign(Tensor.zeros(program.eval_acc.shape)).realize()
+    scores = []
+    for idx, mask in parts:
+        s = step(idx, mask)
+        if program.host_metrics:  # AUC and the like need every example's score: one copy per chunk
+            scores.append(s.numpy())
+    return finish_eval(program, program.eval_acc.numpy(), np.concatenate(scores)[:n] if scores else None, labels)
+
+
 def _save(program, path: Path) -> None:
-    from tinygrad.nn.state import safe_save
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    safe_save(program.state(), str(tmp))
-    tmp.replace(path)
+    """The weights alone, as safetensors (model.safetensors), written atomically."""
+    ck.write_file_atomic(path, ck.encode_safetensors({k: t.numpy() for k, t in program.state().items()}))
 
 
-def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None = None) -> Result:
-    """Compile the spec over the loaded data and train it. Raises SpecError on data/spec mismatches."""
-    from ..compiler.lower import finish_eval, finish_train, lower  # tinygrad is imported only once training starts
+class Interrupt:
+    """SIGINT and SIGTERM while training: the first asks the loop to stop at the next step boundary (after
+    saving a checkpoint); a second SIGINT stops at once."""
+
+    def __init__(self):
+        self.requested: str | None = None
+        self._old = {}
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        import signal
+
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        import signal
+
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
+
+
+def _fault(kind: str, n: int) -> None:
+    """Fault injection for the tests: TRAINC_FAULT=step:N or checkpoint:N sends SIGKILL to this process after
+    step N or half-way through writing checkpoint N; sigint:N and sigterm:N send those signals after step N."""
+    want = os.environ.get("TRAINC_FAULT")
+    if not want:
+        return
+    import signal
+
+    for name, sig in (("", signal.SIGKILL), ("sigint", signal.SIGINT), ("sigterm", signal.SIGTERM)):
+        if want == f"{name or kind}:{n}" and (name == "" or kind == "step"):
+            os.kill(os.getpid(), sig)
+
+
+def _rng_counter():
+    """tinygrad's dropout RNG counter on the default device (created on first use), or None."""
+    from tinygrad import Device, Tensor
+
+    return Tensor._device_rng_counters.get(Device.DEFAULT)
+
+
+@dataclass
+class LoopState:
+    """Everything the loop carries from step to step besides tensors: what a checkpoint's state.json holds."""
+
+    epoch: int = 0  # the epoch in progress (mid-epoch) or last completed (at an epoch boundary)
+    step: int = 0
+    batch_index: int = 0  # batches of `epoch` done; 0 at an epoch boundary
+    lr_scale: float = 1.0  # divergence roll-backs multiply it
+    rollbacks: int = 0
+    best_train: float | None = None
+    best_value: float | None = None
+    best_row: dict | None = None
+    bad_epochs: int = 0
+    keep_best: float | None = None
+    train_seconds: float = 0.0  # training time of earlier processes, for stop.budget
+    resumes: int = 0
+    stopped: str | None = None  # why the run ended, when the checkpoint is its last
+    history: list = field(default_factory=list)
+
+
+def _tensor_specs(tensors) -> dict[str, tuple[tuple[int, ...], str]]:
+    return {k: (tuple(t.shape), np.dtype(t.dtype.fmt).name) for k, t in tensors.items()}
+
+
+def load_pretrained(program, pre: ir.Pretrained, base_dir: Path) -> int:
+    """`init = from(...)`: copy the selected layers' weights from another run; returns how many tensors.
+    Raises SpecError at the from(...) for a missing run or a tensor whose shape differs."""
+    from tinygrad import Tensor
+
+    from ..compiler.lower import selects
+
+    path = (Path(base_dir) / pre.path).resolve()
+    try:
+        if path.suffix == ".safetensors":
+            file = path
+        elif pre.weights == "final" and (path / "model.safetensors").exists():
+            file = path / "model.safetensors"
+        else:
+            file = ck.find(path / "checkpoints" / pre.weights if (path / "checkpoints").is_dir() else path) \
+                / "model.safetensors"
+        saved = ck.read_safetensors(file)
+    except ck.CheckpointError as e:
+        raise SpecError([Diagnostic(code="E509", message=f"cannot take weights from '{pre.path}': {e}",
+                                    span=pre.span, help="give a run directory (its --out) or a .safetensors file")])
+    wanted = {k: t for k, t in program.state().items()
+              if not pre.only or any(selects(sel, k.rsplit(".", 1)[0]) for sel in pre.only)}
+    problems = []
+    for k, t in wanted.items():
+        if k not in saved:
+            problems.append(f"'{k}' is not in {file.name}")
+        elif tuple(saved[k].shape) != tuple(t.shape):
+            problems.append(f"'{k}' has shape {list(saved[k].shape)} in {file.name}, the model needs {list(t.shape)}")
+    if problems:
+        raise SpecError([Diagnostic(code="E509", message=f"the weights in '{pre.path}' do not fit: " + problems[0],
+                                    span=pre.span, notes=tuple(problems[1:6]),
+                                    help="take only the layers that match: from(..., only = [encoder])")])
+    for k, t in wanted.items():
+        t.assign(Tensor(np.ascontiguousarray(saved[k]), dtype=t.dtype)).realize()
+    return len(wanted)
+
+
+def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None = None,
+          resume: Path | None = None, spec_hash: str | None = None, base_dir: Path | None = None) -> Result:
+    """Compile the spec over the loaded data and train it. Raises SpecError on data/spec mismatches and
+    CheckpointError when `resume` (a checkpoint folder) cannot be used."""
+    from ..compiler.lower import finish_train, lower  # tinygrad is imported only once training starts
 
     problems = check_against_data(spec, ds)
     if problems:
@@ -220,8 +363,10 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
     program = lower(spec, ds.x_train, ds.y_train, ds.x_val, ds.y_val, tn.shift if tn else None,
                     tn.scale if tn else None, n_classes=ds.n_classes, x_test=ds.x_test, y_test=ds.y_test)
 
-    from tinygrad import Tensor
+    from tinygrad import Tensor, dtypes
 
+    progress.write(f"device: {program.device}" + (" (device = auto: tinygrad's best available)"
+                                                  if spec.run.device == "auto" else ""))
     batch = program.train_batch
     micro = program.accumulate  # micro-batches per optimizer step
     per_epoch = epoch_steps(spec, epoch_size(spec, ds.y_train))  # the last partial step is dropped
@@ -232,27 +377,11 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
     lr_at = LrSchedule(spec.schedule, base_lr, per_epoch, n_steps)
     rng = np.random.default_rng(spec.run.seed)
 
-    # Evaluation indices: fixed-size chunks, the last one padded and masked, so one compiled graph serves all.
-    eb = program.eval_batch
-
-    def chunks(n: int) -> list[tuple]:
-        out = []
-        for c in range(math.ceil(n / eb)):
-            idx = np.arange(c * eb, (c + 1) * eb)
-            out.append((Tensor(np.where(idx < n, idx, 0).astype(np.int32)).realize(),
-                        Tensor((idx < n).astype(np.float32)).realize()))
-        return out
-
+    chunks = partial(eval_chunks, program)
     val_chunks = chunks(program.n_val)
 
     def evaluate(step=program.eval_step, parts=val_chunks, n=program.n_val, labels=ds.y_val) -> dict[str, object]:
-        program.eval_acc.assign(Tensor.zeros(program.eval_acc.shape)).realize()
-        scores = []
-        for idx, mask in parts:
-            s = step(idx, mask)
-            if program.host_metrics:  # AUC and the like need every example's score: one copy per chunk
-                scores.append(s.numpy())
-        return finish_eval(program, program.eval_acc.numpy(), np.concatenate(scores)[:n] if scores else None, labels)
+        return evaluate_split(program, step, parts, n, labels)
 
     early = spec.stop.early
     # "best" is judged by the early-stopping monitor, else by val.loss
@@ -261,134 +390,266 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
     min_delta = early.min_delta if early else 0.0
     relative = early.relative if early else False
     guard = spec.stop.diverge
-    lr_scale, rollbacks, best_train, snapshot = 1.0, 0, None, None  # divergence guard state
     when = spec.stop.when
-    keep = spec.checkpoint.keep if spec.checkpoint else None
-    best_value, best_row, best_state, bad_epochs = None, None, None, 0
-    keep_best = None
-    metrics_path = out_dir / "metrics.jsonl"
-    metrics_file = metrics_path.open("w")
-    history: list[dict] = []
-    step, epoch, stop_reason = 0, 0, None
+    cp = spec.checkpoint
+    keep = cp.keep if cp else None
+    every = cp.every if cp and cp.every else ir.Duration(value=1, unit=ir.Unit.epochs, span=spec.stop.span)
+    every_steps = int(every.value) if every.unit == ir.Unit.steps else 0
+    every_epochs = int(every.value) if every.unit == ir.Unit.epochs else 0
+    keep_last = cp.last if cp else 1
+    ckpt_dir = out_dir / "checkpoints"
+    st = LoopState()
+    snapshot, best_state, order = None, None, None
+    stop_reason = None
     startup, compile_in_epoch = None, 0.0  # seconds until the jitted step was captured
-    def take_snapshot(epoch: int, step: int) -> dict:
+
+    def host(tensors: dict) -> dict[str, np.ndarray]:
+        return {k: t.numpy().copy() for k, t in tensors.items()}
+
+    def take_snapshot() -> dict:
         """The last good state, on the host: weights, buffers and optimizer state."""
-        tensors = {**program.state(), **program.optimizer_state()}
-        return {"epoch": epoch, "step": step, "schedule": lr_at.state(),
-                "tensors": {k: t.numpy().copy() for k, t in tensors.items()}}
+        return {"epoch": st.epoch, "step": st.step, "schedule": lr_at.state(),
+                "tensors": host({**program.state(), **program.optimizer_state()})}
 
-    if guard and guard.action == "rollback":
-        snapshot = take_snapshot(0, 0)  # the initial weights are a good state too
+    def assign(t, a: np.ndarray) -> None:
+        t.assign(Tensor(np.ascontiguousarray(a), dtype=t.dtype)).realize()
+
+    n_saves = 0
+
+    def save_checkpoint(best: bool = False) -> None:
+        """Write the whole loop state (see checkpoint.py); point `latest` (and `best`) at it; prune."""
+        nonlocal n_saves
+        n_saves += 1
+        extra = {"loop/train_acc": program.train_acc.numpy(), "loop/grad_acc": program.grad_acc.numpy()}
+        counter = _rng_counter()
+        if counter is not None:
+            extra["loop/rng_counter"] = counter.numpy()
+        if st.batch_index:
+            extra["loop/order"] = order.astype(np.int64)
+        if best_state is not None:
+            extra.update({f"best/{k}": v for k, v in best_state.items()})
+        if snapshot is not None:
+            extra.update({f"snapshot/{k}": v for k, v in snapshot["tensors"].items()})
+        state = {"spec_hash": spec_hash, "loop": json_safe(asdict(st)), "rng": rng.bit_generator.state,
+                 "schedule": _schedule_json(lr_at.state()),
+                 "snapshot": {"epoch": snapshot["epoch"], "step": snapshot["step"],
+                              "schedule": _schedule_json(snapshot["schedule"])} if snapshot else None}
+        name = f"step-{st.step:08d}"
+        _fault_in_save(n_saves)
+        ck.save(ckpt_dir, name, host(program.state()), {**host(program.optimizer_state()), **extra}, state)
+        ck.point(ckpt_dir, "latest", name)
+        if best:
+            ck.point(ckpt_dir, "best", name)
+        ck.prune(ckpt_dir, keep_last)
+
+    if spec.model.pretrained is not None and resume is None:
+        n = load_pretrained(program, spec.model.pretrained, base_dir or Path(spec.path).resolve().parent)
+        progress.write(f"init: {n} tensors from {spec.model.pretrained.path}")
+    if resume is not None:  # put every tensor and counter back as the checkpoint left them
+        model_t, opt_t, saved = ck.load(resume)
+        changed = spec_hash is not None and saved.get("spec_hash") not in (None, spec_hash)
+        if changed:
+            progress.write("resuming under a changed spec (--force)")
+        ck.check_tensors("model", model_t, _tensor_specs(program.state()))
+        parts = {p: {k[len(p) + 1:]: v for k, v in opt_t.items() if k.startswith(p + "/")}
+                 for p in ("loop", "best", "snapshot")}
+        ck.check_tensors("optimizer", {k: v for k, v in opt_t.items() if "/" not in k},
+                         _tensor_specs(program.optimizer_state()))
+        for k, t in program.state().items():
+            assign(t, model_t[k])
+        for k, t in program.optimizer_state().items():
+            assign(t, opt_t[k])
+        assign(program.train_acc, parts["loop"]["train_acc"])
+        assign(program.grad_acc, parts["loop"]["grad_acc"])
+        if "rng_counter" in parts["loop"]:
+            if _rng_counter() is None:
+                Tensor.rand(1).realize()  # creates the counter (and its seed) exactly as the first dropout does
+            assign(_rng_counter(), parts["loop"]["rng_counter"])
+        loop = saved["loop"]
+        st = LoopState(**{**loop, "history": loop["history"]})
+        st.resumes += 1
+        rng.bit_generator.state = saved["rng"]
+        lr_at.restore(_schedule_from_json(saved["schedule"]))
+        order = parts["loop"].get("order")
+        best_state = parts["best"] or None
+        if saved.get("snapshot"):
+            snap = saved["snapshot"]
+            snapshot = {"epoch": snap["epoch"], "step": snap["step"],
+                        "schedule": _schedule_from_json(snap["schedule"]), "tensors": parts["snapshot"]}
+        # a finished run stays finished (its summary is written again), unless the spec changed: a longer
+        # stop.max, say, with --force
+        stop_reason = None if changed else st.stopped
+        progress.write(f"resumed from {resume} (epoch {st.epoch}, step {st.step})")
+    elif guard and guard.action == "rollback":
+        snapshot = take_snapshot()  # the initial weights are a good state too
+    if resume is None and ckpt_dir.exists():  # a fresh run in an old directory: old checkpoints are not ours
+        import shutil
+
+        shutil.rmtree(ckpt_dir)
+
+    metrics_path = out_dir / "metrics.jsonl"
+    metrics_file = metrics_path.open("w")  # on resume: the epochs up to the checkpoint, written again
+    for row in st.history:
+        metrics_file.write(json.dumps(json_safe(row), allow_nan=False) + "\n")
+    metrics_file.flush()
     t_train = time.perf_counter()
+    train_before = st.train_seconds
 
-    try:
-        while stop_reason is None:
-            epoch += 1
-            t_epoch = time.perf_counter()
-            order = epoch_order(spec, ds.y_train, rng)
-            steps_this_epoch = 0
-            lr = lr_at(step) * lr_scale  # the lr logged for an epoch is that of its last step
-            for b in range(per_epoch):
-                if step >= n_steps:
-                    break
-                lr = lr_at(step) * lr_scale
-                first = b * batch * micro
-                idxs = [Tensor(order[first + i * batch:first + (i + 1) * batch].astype(np.int32)) for i in range(micro)]
-                program.step(idxs, Tensor([lr], dtype="float32"))
-                step += 1
-                steps_this_epoch += 1
-                if step == 2:  # TinyJit has traced and captured the step: what is left is replay
-                    program.train_acc.numpy()
-                    startup = time.perf_counter() - t0
-                    compile_in_epoch = time.perf_counter() - t_epoch
-                if progress.want_step():
-                    acc = program.train_acc.numpy()
-                    rate = steps_this_epoch * batch * micro / max(time.perf_counter() - t_epoch, 1e-9)
-                    progress.step(epoch, max_epochs, step, b + 1, per_epoch, float(acc[0] / max(acc[1], 1)), rate)
-                if spec.stop.budget and time.perf_counter() - t_train > spec.stop.budget:
-                    stop_reason = f"time budget of {spec.stop.budget:g} s used"
-                    break
-            acc = program.train_acc.numpy()  # also waits for the epoch's last step
-            train_seconds = time.perf_counter() - t_epoch
-            program.train_acc.assign(Tensor.zeros(program.train_acc.shape)).realize()
-            train = finish_train(program, acc)
-            train_loss = train["loss"]
-            val = evaluate()
-            seconds = time.perf_counter() - t_epoch
-            row = {"epoch": epoch, "step": step, "lr": lr}
-            row.update({f"train.{k}": v for k, v in train.items()})
-            row.update({f"val.{k}": v for k, v in val.items() if not isinstance(v, list)})
-            row["time"] = round(time.perf_counter() - t_train, 3)
-            why = diverged(train_loss, val["loss"], best_train, guard)
-            if why:
-                row["diverged"] = why
-            history.append(row)
-            metrics_file.write(json.dumps(json_safe(row), allow_nan=False) + "\n")
-            metrics_file.flush()
-            # throughput without the one-off tracing and compiling of the first steps
-            fast_steps = steps_this_epoch - (2 if epoch == 1 and step >= 2 else 0)
-            fast_seconds = train_seconds - (compile_in_epoch if epoch == 1 else 0.0)
-            rate = fast_steps * batch * micro / fast_seconds if fast_steps > 0 and fast_seconds > 0 else 0.0
-            progress.epoch(row, max_epochs, seconds, rate,
-                           note=f"incl. {compile_in_epoch:.1f}s compiling" if epoch == 1 and startup else None)
+    def elapsed() -> float:
+        return train_before + time.perf_counter() - t_train
 
-            if why and guard and guard.action == "rollback" and snapshot is not None and rollbacks < guard.retries:
-                rollbacks += 1
-                lr_scale *= guard.lr_factor
-                epoch, step = snapshot["epoch"], snapshot["step"]
-                lr_at.restore(snapshot["schedule"])
-                for k, t in {**program.state(), **program.optimizer_state()}.items():
-                    t.assign(Tensor(snapshot["tensors"][k])).realize()
-                progress.write(f"diverged ({why}): rolled back to epoch {epoch}, lr x{guard.lr_factor:g} "
-                               f"(roll-back {rollbacks} of {guard.retries})")
-                continue
-            if why:
-                tried = f" after {rollbacks} roll-back(s)" if rollbacks else ""
-                stop_reason = f"diverged{tried}: {why}; lower the learning rate or clip gradients"
-                break
-            best_train = train_loss if best_train is None else min(best_train, train_loss)
-            lr_note = lr_at.observe(row)  # a plateau schedule lowers the lr here
-            if lr_note:
-                progress.write(lr_note)
-            if guard and guard.action == "rollback":
-                snapshot = take_snapshot(epoch, step)
-            value = row.get(str(monitor))
-            if improved(value, best_value, monitor_mode, min_delta, relative):
-                best_value, best_row, bad_epochs = value, row, 0
-                if early is not None and early.restore_best:
-                    best_state = {k: t.numpy().copy() for k, t in program.state().items()}
-            else:
-                bad_epochs += 1
-                if early is not None and bad_epochs >= early.patience:
-                    by = f" by {early.min_delta * 100:g}%" if relative else f" by {early.min_delta:g}" \
-                        if early.min_delta else ""
-                    stop_reason = (f"early stopping: {early.monitor} did not improve{by} for {early.patience} "
-                                   f"epochs (best {best_value:.4g} at epoch {best_row['epoch']})")
-            if spec.checkpoint is not None:
-                if spec.checkpoint.every and epoch % int(spec.checkpoint.every.value) == 0:
-                    _save(program, out_dir / "checkpoints" / "last.safetensors")
+    with Interrupt() as interrupt:
+        try:
+            while stop_reason is None:
+                if st.batch_index == 0 and st.step >= n_steps:  # resumed at the very end
+                    stop_reason = f"reached stop.max ({mx.value:g} {mx.unit.value})"
+                    break
+                if st.batch_index == 0:  # a new epoch
+                    st.epoch += 1
+                    order = epoch_order(spec, ds.y_train, rng)
+                epoch = st.epoch
+                t_epoch = time.perf_counter()
+                if spec.data.augment:  # this epoch's augmented inputs, into the very buffer the jitted step reads
+                    x = epoch_inputs(ds.x_train_raw, ds.normalizer, spec.data.augment, spec.run.seed, epoch)
+                    x = x.astype(np.int32) if program.x_train.dtype == dtypes.int32 else x
+                    program.x_train.assign(Tensor(x, dtype=program.x_train.dtype)).realize()
+                steps_this_epoch = 0
+                lr = lr_at(st.step) * st.lr_scale  # the lr logged for an epoch is that of its last step
+                for b in range(st.batch_index, per_epoch):
+                    if st.step >= n_steps:
+                        break
+                    lr = lr_at(st.step) * st.lr_scale
+                    first = b * batch * micro
+                    idxs = [Tensor(order[first + i * batch:first + (i + 1) * batch].astype(np.int32))
+                            for i in range(micro)]
+                    program.step(idxs, Tensor([lr], dtype="float32"))
+                    st.step += 1
+                    st.batch_index = b + 1
+                    steps_this_epoch += 1
+                    _fault("step", st.step)
+                    if steps_this_epoch == 2 and startup is None:  # TinyJit has captured the step: replay from here
+                        program.train_acc.numpy()
+                        startup = time.perf_counter() - t0
+                        compile_in_epoch = time.perf_counter() - t_epoch
+                    if interrupt.requested:
+                        break
+                    if every_steps and st.step % every_steps == 0 and b + 1 < per_epoch:
+                        st.train_seconds = elapsed()
+                        save_checkpoint()
+                    if progress.want_step():
+                        acc = program.train_acc.numpy()
+                        rate = steps_this_epoch * batch * micro / max(time.perf_counter() - t_epoch, 1e-9)
+                        eta = (n_steps - st.step) * batch * micro / rate if rate > 0 else None
+                        progress.step(epoch, max_epochs, st.step, b + 1, per_epoch, float(acc[0] / max(acc[1], 1)),
+                                      rate, lr=lr, eta=eta)
+                    if spec.stop.budget and elapsed() > spec.stop.budget:
+                        stop_reason = f"time budget of {spec.stop.budget:g} s used"
+                        break
+                if interrupt.requested:  # stop between steps, resumable from exactly here
+                    st.train_seconds = elapsed()
+                    save_checkpoint()
+                    stop_reason = "interrupted"
+                    break
+                st.batch_index = 0
+                acc = program.train_acc.numpy()  # also waits for the epoch's last step
+                gacc = program.grad_acc.numpy()
+                train_seconds = time.perf_counter() - t_epoch
+                program.train_acc.assign(Tensor.zeros(program.train_acc.shape)).realize()
+                program.grad_acc.assign(Tensor.zeros(program.grad_acc.shape)).realize()
+                train = finish_train(program, acc)
+                train_loss = train["loss"]
+                val = evaluate()
+                seconds = time.perf_counter() - t_epoch
+                row = {"epoch": epoch, "step": st.step, "lr": lr}
+                row.update({f"train.{k}": v for k, v in train.items()})
+                row.update({f"val.{k}": v for k, v in val.items() if not isinstance(v, list)})
+                steps_done = int(round(float(acc[1]) / max(batch * micro, 1))) if acc[1] else 0
+                if steps_done:
+                    row["grad_norm"] = float(gacc[0]) / steps_done  # mean global norm before clipping
+                    row["grad_norm_max"] = float(gacc[1])
+                if program.loss_scale is not None:  # f16: dynamic loss scaling
+                    scale = program.loss_scale.numpy()
+                    row["loss_scale"], row["skipped_steps"] = float(scale[0]), int(scale[2])
+                row["time"] = round(elapsed(), 3)
+                why = diverged(train_loss, val["loss"], st.best_train, guard)
+                if why:
+                    row["diverged"] = why
+                st.history.append(row)
+                metrics_file.write(json.dumps(json_safe(row), allow_nan=False) + "\n")
+                metrics_file.flush()
+                # throughput without the one-off tracing and compiling of the first steps
+                fast_steps = steps_this_epoch - (2 if compile_in_epoch and len(st.history) == 1 else 0)
+                fast_seconds = train_seconds - (compile_in_epoch if len(st.history) == 1 else 0.0)
+                rate = fast_steps * batch * micro / fast_seconds if fast_steps > 0 and fast_seconds > 0 else 0.0
+                progress.epoch(row, max_epochs, seconds, rate,
+                               note=f"incl. {compile_in_epoch:.1f}s compiling" if len(st.history) == 1 and startup
+                               else None)
+
+                if why and guard and guard.action == "rollback" and snapshot is not None \
+                        and st.rollbacks < guard.retries:
+                    st.rollbacks += 1
+                    st.lr_scale *= guard.lr_factor
+                    st.epoch, st.step = snapshot["epoch"], snapshot["step"]
+                    lr_at.restore(snapshot["schedule"])
+                    for k, t in {**program.state(), **program.optimizer_state()}.items():
+                        assign(t, snapshot["tensors"][k])
+                    progress.write(f"diverged ({why}): rolled back to epoch {st.epoch}, lr x{guard.lr_factor:g} "
+                                   f"(roll-back {st.rollbacks} of {guard.retries})")
+                    continue
+                if why:
+                    tried = f" after {st.rollbacks} roll-back(s)" if st.rollbacks else ""
+                    stop_reason = f"diverged{tried}: {why}; lower the learning rate or clip gradients"
+                    break
+                st.best_train = train_loss if st.best_train is None else min(st.best_train, train_loss)
+                lr_note = lr_at.observe(row)  # a plateau schedule lowers the lr here
+                if lr_note:
+                    progress.write(lr_note)
+                if guard and guard.action == "rollback":
+                    snapshot = take_snapshot()
+                value = row.get(str(monitor))
+                if improved(value, st.best_value, monitor_mode, min_delta, relative):
+                    st.best_value, st.best_row, st.bad_epochs = value, row, 0
+                    if early is not None and early.restore_best:
+                        best_state = host(program.state())
+                else:
+                    st.bad_epochs += 1
+                    if early is not None and st.bad_epochs >= early.patience:
+                        by = f" by {early.min_delta * 100:g}%" if relative else f" by {early.min_delta:g}" \
+                            if early.min_delta else ""
+                        stop_reason = (f"early stopping: {early.monitor} did not improve{by} for {early.patience} "
+                                       f"epochs (best {st.best_value:.4g} at epoch {st.best_row['epoch']})")
+                new_best = False
                 if keep is not None:
                     v = row.get(str(keep))
-                    if improved(v, keep_best, mode_of(keep), 0.0):
-                        keep_best = v
-                        _save(program, out_dir / "checkpoints" / "best.safetensors")
-            if stop_reason is None and when is not None:
-                v = row.get(str(when.monitor))
-                if v is not None and _CMP[when.op](v, when.value):
-                    stop_reason = f"threshold reached: {when.monitor} = {v:.4g} {when.op} {when.value:g}"
-            if stop_reason is None and step >= n_steps:
-                stop_reason = f"reached stop.max ({mx.value:g} {mx.unit.value})"
-    except KeyboardInterrupt:
-        stop_reason = "interrupted"
-    finally:
-        metrics_file.close()
+                    if improved(v, st.keep_best, mode_of(keep), 0.0):
+                        st.keep_best, new_best = v, True
+                if stop_reason is None and when is not None:
+                    v = row.get(str(when.monitor))
+                    if v is not None and _CMP[when.op](v, when.value):
+                        stop_reason = f"threshold reached: {when.monitor} = {v:.4g} {when.op} {when.value:g}"
+                if stop_reason is None and st.step >= n_steps:
+                    stop_reason = f"reached stop.max ({mx.value:g} {mx.unit.value})"
+                if new_best or (every_epochs and epoch % every_epochs == 0) or \
+                        (every_steps and st.step % every_steps == 0):
+                    st.train_seconds, st.stopped = elapsed(), stop_reason
+                    try:
+                        save_checkpoint(best=new_best)
+                    except OSError as e:
+                        stop_reason = (f"could not write a checkpoint ({e.strerror or e}); the previous one is "
+                                       "intact")
+        except KeyboardInterrupt:  # a second Ctrl-C: stop now, keep the last checkpoint
+            stop_reason = "interrupted"
+        finally:
+            metrics_file.close()
 
+    history = st.history
     restored = False
-    if early is not None and early.restore_best and best_state is not None and best_row is not history[-1]:
+    if early is not None and early.restore_best and best_state is not None and history \
+            and st.best_row is not history[-1] and st.best_row != history[-1]:
         for k, t in program.state().items():
-            t.assign(Tensor(best_state[k])).realize()
+            assign(t, best_state[k])
         restored = True
-    final = dict(best_row) if restored else dict(history[-1]) if history else {}
+    final = dict(st.best_row) if restored else dict(history[-1]) if history else {}
     # non-scalar metrics (a confusion matrix) of the model as saved
     reports = {k: v for k, v in evaluate().items() if isinstance(v, list)} if history else {}
     test = None
@@ -398,20 +659,21 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
         test = {f"test.{k}": v for k, v in test.items() if not isinstance(v, list)}
     _save(program, out_dir / "model.safetensors")
     seconds = time.perf_counter() - t0
-    result = Result(out_dir=out_dir, stop_reason=stop_reason, epochs=epoch, steps=step, seconds=seconds,
-                    history=history, best=best_row, final=final, baseline=baseline(spec, ds), reports=reports,
+    result = Result(out_dir=out_dir, stop_reason=stop_reason, epochs=st.epoch, steps=st.step, seconds=seconds,
+                    history=history, best=st.best_row, final=final, baseline=baseline(spec, ds), reports=reports,
                     test=test)
     summary = {
         "spec": spec.path,
         "stop_reason": stop_reason,
-        "epochs": epoch,
-        "steps": step,
+        "epochs": st.epoch,
+        "steps": st.step,
         "wall_time_s": round(seconds, 3),
         "startup_s": round(startup, 3) if startup is not None else None,  # until the jitted step was captured
         "device": program.device,
         "restored_best": restored,
+        "resumes": st.resumes,
         "final": final,
-        "best": best_row,
+        "best": st.best_row,
         "last": history[-1] if history else None,
         "examples": {"train": program.n_train, "val": program.n_val},
         "baseline": result.baseline,
@@ -423,7 +685,24 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
     return result
 
 
-def cross_validate(spec: ir.Spec, load, out_dir: Path, progress: Progress | None = None) -> dict:
+def _fault_in_save(n: int) -> None:
+    """TRAINC_FAULT=checkpoint:N: kill the process half-way through writing the Nth checkpoint."""
+    ck.FAULT_HOOK = (lambda: _fault("checkpoint", n)) if os.environ.get("TRAINC_FAULT") == f"checkpoint:{n}" \
+        else None
+
+
+def _schedule_json(state: list) -> list:
+    return [asdict(p) if p is not None else None for p in state]
+
+
+def _schedule_from_json(state: list) -> list:
+    from .schedule import Plateau
+
+    return [Plateau(**p) if p is not None else None for p in state]
+
+
+def cross_validate(spec: ir.Spec, load, out_dir: Path, progress: Progress | None = None,
+                   base_dir: Path | None = None) -> dict:
     """`split = kfold(k)`: k runs, each validating on one fold; every final metric's mean and spread.
 
     `load(fold)` returns the Dataset of one fold. Each fold writes its own run directory
@@ -433,7 +712,7 @@ def cross_validate(spec: ir.Spec, load, out_dir: Path, progress: Progress | None
     results = []
     for fold in range(k):
         progress.write(f"fold {fold + 1}/{k}")
-        results.append(train(spec, load(fold), out_dir / f"fold{fold}", progress))
+        results.append(train(spec, load(fold), out_dir / f"fold{fold}", progress, base_dir=base_dir))
     keys = [key for key in results[0].final if key.startswith("val.")]
     table = {key: [r.final[key] for r in results] for key in keys}
     summary = {

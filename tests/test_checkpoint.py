@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -54,7 +55,7 @@ def test_a_corrupted_header_is_an_error():
         ck.decode_safetensors(lying)
 
 
-def save_one(ckpt_dir, name="epoch-0001", epoch=1):
+def save_one(ckpt_dir, name="step-00000001", epoch=1):
     return ck.save(ckpt_dir, name, {"a.W": TENSORS["a.W"] * epoch}, {"step_count": TENSORS["step_count"]},
                    {"epoch": epoch, "step": 10 * epoch})
 
@@ -97,31 +98,33 @@ def test_a_failed_write_leaves_the_previous_checkpoint_whole(tmp_path, monkeypat
 
     monkeypatch.setattr(os, "fsync", full_disk)
     with pytest.raises(OSError, match="No space"):
-        save_one(ckpt, "epoch-0002", 2)
+        save_one(ckpt, "step-00000002", 2)
     with pytest.raises(OSError, match="No space"):
-        ck.point(ckpt, "latest", "epoch-0002")
+        ck.point(ckpt, "latest", "step-00000002")
     monkeypatch.undo()
-    assert sorted(p.name for p in ckpt.iterdir()) == ["epoch-0001", "latest"]  # no temp left behind
+    assert sorted(p.name for p in ckpt.iterdir()) == ["latest", "step-00000001"]  # no temp left behind
     model, _, state = ck.load(ck.find(tmp_path))
     assert state["epoch"] == 1 and np.array_equal(model["a.W"], TENSORS["a.W"])
 
 
 def test_rewriting_an_epoch_replaces_it_whole(tmp_path):
-    save_one(tmp_path, "epoch-0003", 1)
-    save_one(tmp_path, "epoch-0003", 2)  # after a roll-back, the same epoch again
-    model, _, state = ck.load(tmp_path / "epoch-0003")
+    save_one(tmp_path, "step-00000003", 1)
+    save_one(tmp_path, "step-00000003", 2)  # after a roll-back, the same step again
+    model, _, state = ck.load(tmp_path / "step-00000003")
     assert state["epoch"] == 2 and np.array_equal(model["a.W"], TENSORS["a.W"] * 2)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-0003"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000003"]
 
 
 def test_prune_keeps_the_last_n_and_the_best(tmp_path):
-    for e in range(1, 6):
-        save_one(tmp_path, f"epoch-{e:04d}", e)
-    ck.point(tmp_path, "best", "epoch-0002")
-    ck.point(tmp_path, "latest", "epoch-0005")
-    (tmp_path / ".epoch-0006.tmp-99").mkdir()  # a write killed half-way
+    for e in (1, 2, 5, 6, 3):  # written in this order: 3 after a roll-back from 6
+        save_one(tmp_path, f"step-{e:08d}", e)
+        time.sleep(0.01)
+    ck.point(tmp_path, "best", "step-00000002")
+    ck.point(tmp_path, "latest", "step-00000003")
+    (tmp_path / ".step-00000007.tmp-99").mkdir()  # a write killed half-way
     ck.prune(tmp_path, keep_last=2)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best", "epoch-0002", "epoch-0004", "epoch-0005", "latest"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best", "latest", "step-00000002", "step-00000003",
+                                                          "step-00000006"]
 
 
 def test_check_tensors_names_the_tensor_and_both_shapes():

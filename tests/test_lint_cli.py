@@ -99,10 +99,12 @@ def test_stdin_is_read_for_dash():
 
 
 def test_syntax_error_is_a_diagnostic():
-    r = runner.invoke(app, ["lint", "-"], input="data {\n  batch 64\n}\n")
+    src = make_spec(data="data {\n  batch 64\n}")
+    r = runner.invoke(app, ["lint", "-"], input=src)
     assert r.exit_code == 1
     assert r.stderr.splitlines()[0] == "<stdin>:2:9: error[E102]: unexpected '64'"
     assert r.stderr.splitlines()[3] == "  |         ^^"
+    assert r.stderr.endswith("\n\n1 error\n")  # the data section left out is not reported missing
 
 
 def test_missing_file_is_exit_2_without_a_traceback():
@@ -112,10 +114,10 @@ def test_missing_file_is_exit_2_without_a_traceback():
     assert r.stdout == ""
 
 
-def test_directory_is_exit_2():
-    r = runner.invoke(app, ["lint", str(REPO / "examples")])
+def test_directory_without_specs_is_exit_2(tmp_path):
+    r = runner.invoke(app, ["lint", str(tmp_path)])
     assert r.exit_code == 2
-    assert r.stderr == f"error: {REPO / 'examples'} is a directory; pass a .train file\n"
+    assert r.stderr == f"error: no .train files under {tmp_path}\n"
 
 
 def test_bad_escape_is_a_diagnostic_not_an_internal_error(tmp_path):

@@ -678,14 +678,16 @@ def test_max_steps_with_checkpoints_and_schedule(tmp_path):
     names = {"logits.dense0.W": (64, 32), "logits.dense0.b": (32,), "logits.dense1.W": (32, 10),
              "logits.dense1.b": (10,)}
     final = load_weights(out / "model.safetensors")
-    last = load_weights(out / "checkpoints" / "last.safetensors")
-    best = load_weights(out / "checkpoints" / "best.safetensors")
+    from trainc.runtime import checkpoint as ck
+
+    last = load_weights(ck.find(out / "checkpoints" / "latest") / "model.safetensors")
+    best = load_weights(ck.find(out / "checkpoints" / "best") / "model.safetensors")
     for w in (final, last, best):
         assert {k: v.shape for k, v in w.items()} == names
     for k in names:  # the last checkpoint is of epoch 2, the end of the run
         np.testing.assert_array_equal(last[k], final[k])
     check_val_metrics(rows[-1], final, ds)
-    # best.safetensors holds the epoch with the lowest val.loss
+    # the best checkpoint holds the epoch with the lowest val.loss
     best_row = min(rows, key=lambda r: r["val.loss"])
     check_val_metrics(best_row, best, ds)
 

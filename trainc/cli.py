@@ -17,7 +17,7 @@ from typing import List, Optional
 import typer
 
 from .compiler import ir, lint as lint_text
-from .compiler.diagnostics import Diagnostic, SpecError, render_all
+from .compiler.diagnostics import Diagnostic, SpecError
 from .compiler.parse import parse, parse_expr
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
@@ -43,15 +43,10 @@ def _color(stream) -> bool:
 
 
 def _print_diags(diags: list[Diagnostic], sources: dict[str, str]) -> None:
-    text = render_all(diags, sources, color=_color(sys.stderr))
-    errors = sum(d.is_error for d in diags)
-    warnings = len(diags) - errors
-    tail = []
-    if errors:
-        tail.append(f"{errors} error{'s' * (errors != 1)}")
-    if warnings:
-        tail.append(f"{warnings} warning{'s' * (warnings != 1)}")
-    sys.stderr.write(text + "\n\n" + ", ".join(tail) + "\n")
+    """The `full` format on stderr: each problem with its line, a caret and help; a count at the end."""
+    from .compiler.formats import full
+
+    sys.stderr.write(full(diags, sources, color=_color(sys.stderr)))
 
 
 def _usage(message: str) -> None:
@@ -95,6 +90,12 @@ def _apply_overrides(file: ir.File, sets: list[str], sources: dict[str, str]) ->
                 continue
             if isinstance(item, ir.Entry) and isinstance(item.value, ir.Record):  # `stop = { ... }`
                 item = ir.Section(name=name, body=item.value.entries, name_span=item.key_span, span=item.span)
+            if sub and isinstance(item, ir.Entry) and isinstance(item.value, ir.Call):  # optimizer.lr=1e-3
+                call = item.value
+                kw = ir.KwArg(name=sub, value=expr, span=span)
+                kwargs = tuple(k for k in call.kwargs if k.name != sub) + (kw,)
+                items[i] = replace(item, value=replace(call, kwargs=kwargs))
+                break
             if not sub:
                 items[i] = replace(entry, key=section)
                 break
@@ -112,12 +113,22 @@ def _apply_overrides(file: ir.File, sets: list[str], sources: dict[str, str]) ->
 
 
 def _analyze(path: str, sets: list[str] | None = None) -> tuple[ir.Spec, dict[str, str]]:
+    spec, sources, _ = _analyze_file(path, sets)
+    return spec, sources
+
+
+def _analyze_file(path: str, sets: list[str] | None = None) -> tuple[ir.Spec, dict[str, str], ir.File]:
+    """parse -> --set overrides -> resolve -> check; diagnostics printed and exit 1 on errors."""
     from .compiler import check_file
 
     text = _read(path)
     sources = {path: text}
     try:
         file = parse(text, path)
+    except SpecError:  # a syntax error: refuse with the report of `trainc lint`, every problem in the file
+        _print_diags(lint_text(text, path), sources)
+        raise typer.Exit(1) from None
+    try:
         if sets:
             file = _apply_overrides(file, sets, sources)
     except SpecError as e:
@@ -128,7 +139,7 @@ def _analyze(path: str, sets: list[str] | None = None) -> tuple[ir.Spec, dict[st
         _print_diags(problems, sources)
     if any(d.is_error for d in problems):
         raise typer.Exit(1) from None
-    return spec, sources
+    return spec, sources, file
 
 
 @app.command()
@@ -139,28 +150,54 @@ def run(
     set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE",
                                    help='override a setting: --set stop.max="3 epochs"'),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress lines"),
+    resume: Optional[str] = typer.Option(None, "--resume", metavar="[DIR]",
+                                         help="continue a run from its latest checkpoint (default: the newest "
+                                              "runs/<spec>-* directory)"),
+    force: bool = typer.Option(False, "--force", help="with --resume: go on even though the spec changed"),
+    log_format: str = typer.Option("text", "--log-format", metavar="text|json",
+                                   help="json: one JSON object per line on stdout (messages, epochs, the end)"),
 ):
     """Train a spec: check it, load the data, compile the step and run the loop."""
-    spec, sources = _analyze(spec_path, set_)
+    spec, sources, file = _analyze_file(spec_path, set_)
+    from .compiler.operative import operative
+    from .runtime import checkpoint as ck
     from .runtime.data import DataError, load_data
     from .runtime.loop import train
     from .runtime.progress import Progress
 
     base = Path(spec_path).resolve().parent if spec_path != "-" else Path.cwd()
     folds = spec.data.split.folds if spec.data.split else 0
+    stem = Path(spec_path).stem if spec_path != "-" else "stdin"
+    doc = operative(spec, file)
+    folder = None
+    if resume is not None:
+        if folds:
+            _usage("--resume does not apply to k-fold runs; run the folds again")
+        out = _resume_dir(resume, stem, out)
+        try:
+            folder = ck.find(out)
+        except ck.CheckpointError as e:
+            sys.stderr.write(f"error: cannot resume: {e}\n")
+            raise typer.Exit(1) from None
+        _check_same_spec(out, doc, force)
     try:
         ds = load_data(spec.data, base, spec.run.seed, fold=0 if folds else None)
     except DataError as e:
         _print_diags([e.diagnostic], sources)
         raise typer.Exit(1) from None
-    stem = Path(spec_path).stem if spec_path != "-" else "stdin"
     out_dir = out or Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    progress = Progress(quiet=quiet)
+    fresh = not out_dir.exists()  # removed again if the run fails before training starts
+    if folder is None:
+        _write_run_record(out_dir, spec_path, sources[spec_path], base, set_, doc)
+    if log_format not in ("text", "json"):
+        _usage(f"--log-format takes text or json; got {log_format!r}")
+    progress = Progress(quiet=quiet, json_lines=log_format == "json")
     if folds:
         from .runtime.loop import cross_validate
 
         try:
-            cv = cross_validate(spec, lambda f: load_data(spec.data, base, spec.run.seed, fold=f), out_dir, progress)
+            cv = cross_validate(spec, lambda f: load_data(spec.data, base, spec.run.seed, fold=f), out_dir, progress,
+                                base_dir=base)
         except SpecError as e:
             _print_diags(e.diagnostics, sources)
             raise typer.Exit(1) from None
@@ -173,11 +210,31 @@ def run(
                    f"batch {spec.data.batch}, {spec.optimizer.kind}, up to {spec.stop.max.value:g} "
                    f"{spec.stop.max.unit.value}")
     try:
-        result = train(spec, ds, out_dir, progress)
+        from .runtime.inference import save_preprocessing
+
+        save_preprocessing(out_dir, spec, ds)  # for `trainc predict` without the training data
+        result = train(spec, ds, out_dir, progress, resume=folder, spec_hash=doc["sha256"], base_dir=base)
     except SpecError as e:
         _print_diags(e.diagnostics, sources)
+        if fresh and not (out_dir / "metrics.jsonl").exists():  # nothing trained: leave nothing half-written
+            import shutil
+
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise typer.Exit(1) from None
+    except ck.CheckpointError as e:
+        sys.stderr.write(f"error: cannot resume from {folder}: {e}\n")
+        raise typer.Exit(1) from None
+    except OSError as e:
+        sys.stderr.write(f"error: cannot write the run directory {out_dir}: {e.strerror or e}\n")
         raise typer.Exit(1) from None
     final = result.final
+    if progress.json:
+        progress.event("end", stop_reason=result.stop_reason, epochs=result.epochs, steps=result.steps,
+                       seconds=round(result.seconds, 3), final=final, test=result.test, baseline=result.baseline,
+                       out_dir=str(out_dir))
+        if result.stop_reason == "interrupted":
+            raise typer.Exit(130)
+        return
     shown = "  ".join(f"{k} {v:.4f}" for k, v in final.items() if k.startswith("val."))
     print(f"stopped: {result.stop_reason}")
     which = "best epoch" if result.best is not None and final.get("epoch") != result.history[-1]["epoch"] else \
@@ -192,25 +249,79 @@ def run(
         print(f"baseline ({what}): " + "  ".join(f"{k} {v:.4f}" for k, v in result.baseline.items()))
     print(f"{result.epochs} epochs, {result.steps} steps in {result.seconds:.1f}s -> {out_dir}/ "
           f"(metrics.jsonl, summary.json, model.safetensors)")
+    _print_diagnosis(out_dir)
+    if result.stop_reason == "interrupted":
+        again = " ".join(["trainc run", spec_path, *[f"--set '{x}'" for x in set_], "--resume", str(out_dir)])
+        sys.stderr.write(f"interrupted: the checkpoint is saved; go on with:\n  {again}\n")
+        raise typer.Exit(130)
 
 
-def _data_checks(text: str, name: str, path: str) -> list[Diagnostic]:
+def _resume_dir(resume: str, stem: str, out: Path | None) -> Path:
+    """--resume DIR, or `--resume` alone: --out if given, else the newest runs/<stem>-* directory."""
+    if resume not in ("", "latest"):
+        return Path(resume)
+    if out is not None:
+        return out
+    runs = sorted((p for p in Path("runs").glob(f"{stem}-*") if (p / "checkpoints").is_dir()),
+                  key=lambda p: p.stat().st_mtime)
+    if not runs:
+        _usage(f"--resume: no earlier run of {stem} with a checkpoint under runs/; name its directory: --resume DIR")
+    return runs[-1]
+
+
+def _check_same_spec(run_dir: Path, doc: dict, force: bool) -> None:
+    """Refuse to resume under a spec that means something else than the run's, with what changed."""
+    import yaml
+
+    from .compiler.operative import diff
+
+    try:
+        old = yaml.safe_load((run_dir / "operative.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        old = None
+    if not isinstance(old, dict) or old.get("sha256") == doc["sha256"]:
+        return
+    lines = diff(old, doc) or ["  (no setting differs as written: this trainc fills in other defaults than the one "
+                               "that trained the run)"]
+    if force:
+        sys.stderr.write("warning: resuming under a changed spec (--force):\n" + "\n".join(lines) + "\n")
+        return
+    sys.stderr.write(f"error: the spec changed since {run_dir} was trained:\n" + "\n".join(lines) +
+                     "\n  = help: resume with the same spec and --set flags, or pass --force to go on anyway\n")
+    raise typer.Exit(1)
+
+
+def _write_run_record(out_dir: Path, spec_path: str, text: str, base: Path, sets: list[str], doc: dict) -> None:
+    """DIR/spec.train (the text as run), DIR/run.json (where it came from), DIR/operative.yaml (every setting)."""
+    import json
+
+    from . import __version__
+    from .compiler.operative import render
+    from .runtime.checkpoint import write_file_atomic
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_file_atomic(out_dir / "spec.train", text.encode())
+        record = {"spec": str(Path(spec_path).resolve()) if spec_path != "-" else "-", "base_dir": str(base),
+                  "overrides": list(sets), "trainc": __version__, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        write_file_atomic(out_dir / "run.json", (json.dumps(record, indent=2) + "\n").encode())
+        write_file_atomic(out_dir / "operative.yaml", render(doc).encode())
+    except OSError as e:
+        _usage(f"cannot write the run directory {out_dir}: {e.strerror or e}")
+
+
+def _data_checks(spec: ir.Spec, path: str) -> list[Diagnostic]:
     """What the data can tell without training: feature shape, classes, class weights, batch size.
 
     Reads the data files (numpy only, no tinygrad); skipped when they are missing, since a spec may
     be written before its data exists: `trainc run` reports that."""
-    from .compiler import analyze
-    from .runtime.data import DataError, load_data
-    from .runtime.loop import check_against_data
-
-    try:
-        spec = analyze(text, name)
-    except SpecError:
-        return []
     base = Path(path).resolve().parent if path != "-" else Path.cwd()
     sources = [s for s in (spec.data.source, spec.data.train, spec.data.val) if s is not None]
     if not sources or not all((base / s.path).exists() for s in sources):
         return []
+    from .runtime.data import DataError, load_data  # numpy: only when there is data to read
+    from .runtime.loop import check_against_data
+
     try:
         ds = load_data(spec.data, base, spec.run.seed)
     except DataError as e:
@@ -229,25 +340,80 @@ def confusion_table(matrix: list[list[int]], classes) -> str:
     return "\n".join(lines)
 
 
+def _spec_paths(paths: list[str]) -> list[str]:
+    """The files named, a directory standing for every *.train below it (not in hidden folders), each once."""
+    out: list[str] = []
+    for path in paths:
+        p = Path(path)
+        if path != "-" and p.is_dir():
+            found = sorted(str(f) for f in p.rglob("*.train")
+                           if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            if not found:
+                _usage(f"no .train files under {path}")
+            out += found
+        else:
+            out.append(path)
+    return list(dict.fromkeys(out))
+
+
 @app.command()
-def lint(paths: List[str] = typer.Argument(..., metavar="PATH...", help=".train files, or - for stdin"),
+def lint(paths: List[str] = typer.Argument(..., metavar="PATH...",
+                                           help=".train files, directories (every *.train below them), or - for stdin"),
+         format_: str = typer.Option("full", "--format", metavar="FORMAT",
+                                     help="full (default, on stderr), or on stdout: concise, json, github, sarif"),
          data: bool = typer.Option(True, "--data/--no-data", help="also check the spec against its data files "
                                    "(features, classes, batch size) when they exist")):
-    """Check specs without running anything: syntax, names, arguments, units, shapes, and the data."""
+    """Check specs without running anything: syntax, names, arguments, units, shapes, and the data.
+
+    Exit 0 when clean, 1 with any finding (error or warning), 2 on a usage or internal error."""
+    from .compiler import lint_spec
+    from .compiler.formats import FORMATS, render
+
+    if format_ not in FORMATS:
+        _usage(f"--format takes {', '.join(FORMATS)}; not {format_!r}")
+    files = _spec_paths(paths)
+    texts = {path: _read(path) for path in files}  # every file is read before any is reported
     sources, diags = {}, []
-    for path in paths:
+    for path, text in texts.items():
         name = "<stdin>" if path == "-" else path
-        text = _read(path)
         sources[name] = text
-        found = lint_text(text, name)
+        spec, found = lint_spec(text, name)
         if data and not any(d.is_error for d in found):
-            found += _data_checks(text, name, path)
+            found += _data_checks(spec, path)
         diags += found
+    if format_ == "full":
+        if diags:
+            _print_diags(diags, sources)
+        else:
+            print(f"{len(files)} file{'s' * (len(files) != 1)} checked, no problems")
+    else:
+        from . import __version__
+
+        sys.stdout.write(render(format_, diags, sources, **({"version": __version__} if format_ == "sarif" else {})))
     if diags:
-        _print_diags(diags, sources)
         raise typer.Exit(1) from None
-    n = len(paths)
-    print(f"{n} file{'s' * (n != 1)} checked, no problems")
+
+
+def _lint_args(argv: list[str]) -> dict | None:
+    """`trainc lint`'s arguments read without typer, whose start-up (it imports pydantic) takes longer
+    than linting a 300-line spec. None for anything else (--help, a typo): typer reads and answers that."""
+    args, options, i = {"paths": [], "format_": "full", "data": True}, True, 0
+    while i < len(argv):
+        a = argv[i]
+        if options and a == "--":
+            options = False
+        elif options and a == "--format" and i + 1 < len(argv):
+            args["format_"], i = argv[i + 1], i + 1
+        elif options and a.startswith("--format="):
+            args["format_"] = a.partition("=")[2]
+        elif options and a in ("--data", "--no-data"):
+            args["data"] = a == "--data"
+        elif a == "-" or not options or not a.startswith("-"):
+            args["paths"].append(a)
+        else:
+            return None
+        i += 1
+    return args if args["paths"] else None
 
 
 @app.command()
@@ -322,8 +488,339 @@ def compile_(
     sys.stdout.write(to_yaml(node))
 
 
-def main():
+@app.command()
+def sweep(
+    spec_path: str = typer.Argument(..., metavar="SPEC", help="the .train file"),
+    grid: List[str] = typer.Option([], "--grid", metavar="KEY=[V,...]",
+                                   help="try each value, in every combination with the other grids: "
+                                   "--grid data.batch=[32,64]"),
+    random_n: Optional[int] = typer.Option(None, "--random", metavar="N",
+                                           help="N random trials (from --range, and the --grid lists) instead"),
+    range_: List[str] = typer.Option([], "--range", metavar="KEY=DIST",
+                                     help="a value drawn per random trial: loguniform(a, b), uniform(a, b), "
+                                     "int(a, b) or choice(v1, v2, ...): --range regularization.l2=\"uniform(0, 0.1)\""),
+    seed: int = typer.Option(0, "--seed", help="seed of the random draws"),
+    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="override a setting in every trial"),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, metavar="J",
+                                       help="trials at once (default: the number of cores)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR",
+                                       help="sweep directory (default: runs/sweep-<spec>-<time>)"),
+):
+    """Train a spec once per setting of a grid (or per random draw), in parallel, and rank the runs."""
+    from .compiler import check_file
+    from .compiler.diagnostics import render
+    from .runtime import sweep as sw
+
+    if spec_path == "-":
+        _usage("sweep reads the spec again in every trial: pass a .train file, not -")
+    text = _read(spec_path)
+    sources = {spec_path: text}
     try:
+        grids = [sw.parse_grid(a, sources) for a in grid]
+        ranges = [sw.parse_range(a, sources) for a in range_]
+        plans = sw.plan(grids, ranges, random_n, seed, tuple(set_))
+        file = parse(text, spec_path)
+    except sw.SweepUsage as e:
+        _usage(str(e))
+    except SpecError as e:
+        _print_diags(e.diagnostics, sources)
+        raise typer.Exit(1) from None
+    # Every trial's spec is checked before any trial runs; a problem shared by trials is shown once.
+    shown: dict[tuple, tuple[str, bool]] = {}  # problem -> (rendered, is an error)
+    monitors: dict[sw.Monitor, dict] = {}
+    for overrides in plans:
+        srcs = dict(sources)
+        try:
+            spec, problems = check_file(_apply_overrides(file, [*set_, *sw.as_sets(overrides)], srcs), spec_path)
+        except SpecError as e:
+            spec, problems = None, e.diagnostics
+        for d in problems:  # the same problem in many trials (a bad key) is shown once
+            key = (d.code, d.message, str(d.span))
+            shown.setdefault(key, (render(d, srcs.get(d.span.file), _color(sys.stderr)), d.is_error))
+        if spec is not None and not any(d.is_error for d in problems):
+            monitors.setdefault(sw.monitor(spec), overrides)
+    if shown:
+        errors = sum(e for _, e in shown.values())
+        counts = [f"{n} {w}{'s' * (n != 1)}" for n, w in ((errors, "error"), (len(shown) - errors, "warning")) if n]
+        sys.stderr.write("\n\n".join(r for r, _ in shown.values()) + "\n\n" + ", ".join(counts) + "\n")
+        if errors:
+            raise typer.Exit(1)
+    if len(monitors) > 1:
+        _usage("the trials monitor different metrics (" + "; ".join(
+            f"{m.metric} with {' '.join(sw.as_sets(o)) or 'the spec as is'}" for m, o in monitors.items())
+            + "); a sweep ranks its trials by one: set the monitor with --set, not --grid or --range")
+    mon = next(iter(monitors))
+    out_dir = out or Path("runs") / f"sweep-{Path(spec_path).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    width = max(3, len(str(len(plans) - 1)))
+    trials = [sw.Trial(index=i, overrides=o, dir=out_dir / f"trial-{i:0{width}d}") for i, o in enumerate(plans)]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    jobs = min(jobs or cores, len(trials))
+    keys = [g.key for g in grids] + [r.key for r in ranges]
+
+    def say(line: str) -> None:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    say(f"trainc sweep: {spec_path}: {len(trials)} trials, {jobs} at a time, ranked by {mon.metric} ({mon.mode})"
+        f" -> {out_dir}/")
+    complete = sw.run_trials(spec_path, trials, tuple(set_), jobs, mon, say)
+    ranked = sw.rank(trials, mon.mode)
+    sw.save(out_dir, ranked, keys, mon.metric, mon.mode, {
+        "spec": spec_path, "set": list(set_), "grid": {g.key: list(g.values) for g in grids},
+        "range": {r.key: r.text for r in ranges}, "random": random_n, "seed": seed, "jobs": jobs,
+        "complete": complete})
+    print(sw.table(ranked, keys, mon.metric, mon.mode))
+    print(f"-> {out_dir}/ (sweep.json, sweep.csv, trial-*/)")
+    if not complete:
+        say("interrupted: the table holds the trials that had finished")
+        raise typer.Exit(130)
+    failed = sum(t.status == "failed" for t in trials)
+    if failed:
+        say(f"{failed} of {len(trials)} trials failed (their stderr.txt says why)")
+        raise typer.Exit(1)
+
+
+@app.command("fmt")
+def fmt(paths: List[str] = typer.Argument(..., metavar="PATH...",
+                                          help=".train files, folders (every .train in them), or - for stdin"),
+        check: bool = typer.Option(False, "--check", help="write nothing; list the files that would change, exit 1"),
+        diff: bool = typer.Option(False, "--diff", help="write nothing; print what would change as a unified diff")):
+    """Rewrite specs in the one canonical layout (like gofmt); files with syntax errors are left alone."""
+    import difflib
+    import tempfile
+
+    from .compiler.fmt import format_text
+
+    files: list[str] = []
+    for path in paths:
+        p = Path(path)
+        files += sorted(str(f) for f in p.rglob("*.train")) if path != "-" and p.is_dir() else [path]
+    if files.count("-") > 1:
+        _usage("- (stdin) can be given once")
+    texts = {path: _read(path) for path in files}  # every path is read before any is written
+    sources, diags, changed = {}, [], []
+    for path, text in texts.items():
+        name = "<stdin>" if path == "-" else path
+        try:
+            out = format_text(text, name)
+        except SpecError as e:
+            sources[name] = text
+            diags += e.diagnostics
+            continue
+        if path == "-" and not (check or diff):
+            sys.stdout.write(out)
+            continue
+        if out == text:
+            continue
+        changed.append(name)
+        if diff:
+            sys.stdout.writelines(difflib.unified_diff(text.splitlines(True), out.splitlines(True), name, name))
+        if check:
+            print(name)
+        if not (check or diff):  # atomically: a temporary file in the same folder, renamed over the spec
+            target = Path(path)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+                    f.write(out)
+                os.chmod(tmp, target.stat().st_mode & 0o7777)
+                os.replace(tmp, target)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+            print(f"reformatted {name}")
+    if diags:
+        _print_diags(diags, sources)
+    if check and changed:
+        n = len(changed)
+        sys.stderr.write(f"{n} file{'s' * (n != 1)} would be reformatted\n")
+    if diags or (check and changed):
+        raise typer.Exit(1)
+
+
+@app.command()
+def lsp():
+    """Start the language server (LSP over stdin/stdout), for editors: diagnostics, completion, hover, ..."""
+    from .lsp import serve  # pygls only here: the other commands never import it
+
+    serve()
+
+
+def _print_diagnosis(out_dir: Path) -> None:
+    """The end-of-run diagnosis: one `diagnosis:` line per finding (none for a healthy run), also stored in
+    summary.json under "diagnosis". It never fails the run that it diagnoses."""
+    from .runtime.diagnose import RunDirError, record
+
+    try:
+        findings = record(out_dir)
+    except (OSError, RunDirError) as e:
+        sys.stderr.write(f"diagnosis skipped: {e}\n")
+        return
+    for f in findings:
+        print(f"diagnosis: {f.line()}")
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., metavar="DIR", help="a run directory written by trainc run"),
+           open_: bool = typer.Option(False, "--open", help="also open the HTML page in a browser")):
+    """Learning curves (PNG) and a self-contained HTML page: metrics, confusion matrix, model, diagnosis."""
+    from .runtime.diagnose import RunDirError
+    from .runtime.report import write_report
+
+    if not run_dir.exists():
+        _usage(f"no such directory: {run_dir}")
+    try:
+        paths = write_report(run_dir)
+    except RunDirError as e:
+        sys.stderr.write(f"error: {e}\n")
+        raise typer.Exit(1) from None
+    except ImportError as e:
+        _usage(str(e))
+    for p in paths:
+        print(p)
+    if open_:
+        import webbrowser
+
+        webbrowser.open(paths[-1].resolve().as_uri())
+
+
+def _load_run(run_dir: Path) -> tuple[ir.Spec, dict[str, str], Path]:
+    """The spec a run was trained with (DIR/spec.train and its --set flags) and the folder its paths start from."""
+    import json
+
+    try:
+        record = json.loads((run_dir / "run.json").read_text())
+    except FileNotFoundError:
+        _usage(f"{run_dir} is not a run directory (no run.json); give the --out of a `trainc run`")
+    except (OSError, json.JSONDecodeError) as e:
+        sys.stderr.write(f"error: {run_dir}/run.json is unreadable: {e}\n")
+        raise typer.Exit(1) from None
+    spec, sources, _ = _analyze_file(str(run_dir / "spec.train"), record.get("overrides") or [])
+    return spec, sources, Path(record.get("base_dir") or run_dir)
+
+
+WEIGHTS = typer.Option("final", "--weights", metavar="final|best|latest",
+                       help="final: DIR/model.safetensors; best or latest: that checkpoint")
+
+
+@app.command("eval")
+def eval_(
+    run_dir: Path = typer.Argument(..., metavar="DIR", help="a run directory"),
+    split: str = typer.Option("val", "--split", metavar="val|test|FILE", help="what to evaluate on"),
+    weights: str = WEIGHTS,
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+):
+    """Evaluate a trained model on its validation or test split, or on a file, with the training preprocessing."""
+    import json
+
+    from .runtime import inference as inf
+    from .runtime.data import DataError, load_data
+
+    if weights not in ("final", "best", "latest"):
+        _usage(f"--weights takes final, best or latest; got {weights!r}")
+    spec, sources, base = _load_run(run_dir)
+    try:
+        prep = inf.load_preprocessing(run_dir)
+        wfile = inf.weights_file(run_dir, weights)
+        if split in ("val", "test"):
+            ds = load_data(spec.data, base, spec.run.seed)
+            x, y = (ds.x_val, ds.y_val) if split == "val" else (ds.x_test, ds.y_test)
+            if x is None:
+                _usage("this run has no test split; give --split val or a FILE")
+        else:
+            if not Path(split).exists():
+                _usage(f"--split: no such file: {split} (expected val, test or a file)")
+            x, y = inf.read_file(spec, prep, Path(split), base)
+        result = inf.evaluate(spec, prep, x, y, wfile)
+    except DataError as e:
+        _print_diags([e.diagnostic], sources)
+        raise typer.Exit(1) from None
+    except (inf.RunError, ck_error()) as e:
+        sys.stderr.write(f"error: {e}\n")
+        raise typer.Exit(1) from None
+    name = split if split in ("val", "test") else "file"
+    scalars = {f"{name}.{k}": v for k, v in result.items() if not isinstance(v, list)}
+    if as_json:
+        print(json.dumps({"weights": str(wfile), "examples": len(x), **scalars, **{
+            k: v for k, v in result.items() if isinstance(v, list)}}))
+        return
+    print(f"{len(x)} examples, weights {wfile}")
+    print("  ".join(f"{k} {v:.4f}" for k, v in scalars.items()))
+    if "confusion" in result:
+        print(confusion_table(result["confusion"], prep.classes))
+
+
+def ck_error():
+    from .runtime.checkpoint import CheckpointError
+
+    return CheckpointError
+
+
+@app.command()
+def predict(
+    run_dir: Path = typer.Argument(..., metavar="DIR", help="a run directory"),
+    inputs: Path = typer.Argument(..., metavar="INPUT", help="a CSV with the feature columns, or .npy/.npz"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="FILE",
+                                       help="write the CSV here (default: stdout)"),
+    weights: str = WEIGHTS,
+):
+    """Predict with a trained model: the class and its probabilities, or the regression targets, one row per input."""
+    import csv
+    import io
+
+    from .runtime import inference as inf
+
+    if weights not in ("final", "best", "latest"):
+        _usage(f"--weights takes final, best or latest; got {weights!r}")
+    if not inputs.exists():
+        _usage(f"no such file: {inputs}")
+    spec, _, _ = _load_run(run_dir)
+    try:
+        prep = inf.load_preprocessing(run_dir)
+        x = inf.read_inputs(prep, inputs)
+        names, rows = inf.predict(spec, prep, x, inf.weights_file(run_dir, weights))
+    except (inf.RunError, ck_error()) as e:
+        sys.stderr.write(f"error: {e}\n")
+        raise typer.Exit(1) from None
+    except Exception as e:  # a DataError from reading the CSV
+        from .runtime.data import DataError
+
+        if not isinstance(e, DataError):
+            raise
+        _print_diags([e.diagnostic], {})
+        raise typer.Exit(1) from None
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(names)
+    w.writerows(rows)
+    if out is None:
+        sys.stdout.write(buf.getvalue())
+    else:
+        from .runtime.checkpoint import write_file_atomic
+
+        write_file_atomic(out, buf.getvalue().encode())
+        sys.stderr.write(f"{len(rows)} predictions -> {out}\n")
+
+
+def _optional_resume(argv: list[str]) -> list[str]:
+    """`--resume` may stand alone (`trainc run SPEC --resume`): then it means the newest run."""
+    out = list(argv)
+    for i, a in enumerate(out):
+        if a == "--resume" and (i + 1 == len(out) or out[i + 1].startswith("-")):
+            out.insert(i + 1, "latest")
+            break
+    return out
+
+
+def main():
+    sys.argv[1:] = _optional_resume(sys.argv[1:])
+    try:
+        if sys.argv[1:2] == ["lint"] and (args := _lint_args(sys.argv[2:])) is not None:
+            try:  # the fast path to the same function
+                lint(**args)
+            except typer.Exit as e:
+                sys.exit(e.exit_code)
+            sys.exit(0)
         app()
     except SystemExit:
         raise

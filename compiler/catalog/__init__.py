@@ -8,6 +8,7 @@ implementation of each entry lives in `compiler/lower/`, keyed by the same name.
 
 from . import base, data, inits, layers, losses, metrics, optimizers, schedules  # noqa: F401 - they register
 from . import layers_attention, layers_sequence, layers_vision  # noqa: F401 - they register
+from . import augment  # noqa: F401 - registers the augmentations of data.augment
 
 from .base import *  # noqa: F403
 from .base import REQUIRED, UNITS, Registry  # noqa: F401 - named for readers
@@ -33,6 +34,7 @@ SECTIONS = {  # section -> {key: description}
         "shuffle": "reshuffle the training split every epoch",
         "sampler": "classification: none, balanced (draw classes equally often) or oversample (repeat the rarer)",
         "task": "classification or regression (default: from the loss)",
+        "augment": "training inputs changed afresh every epoch: [flip, crop(padding = 1), noise(std = 0.05), ...]",
     },
     "model": {},
     "loss": {},
@@ -56,13 +58,15 @@ SECTIONS = {  # section -> {key: description}
     },
     "metrics": {},
     "checkpoint": {
-        "every": "save the weights every N epochs",
-        "keep": "also keep the best weights: best(val.loss)",
+        "every": "write a resumable checkpoint every N epochs or N steps (default: every epoch)",
+        "keep": "also keep the best checkpoint: best(val.loss)",
+        "last": "how many of the newest checkpoints stay on disk, besides the best (default 1)",
     },
     "run": {
         "seed": "seed for initialisation, splits, shuffling and dropout",
         "device": "auto, cpu, cuda or metal",
-        "precision": "f32",
+        "precision": "f32, or mixed precision: f16 (with dynamic loss scaling) or bf16; weights stay f32",
+        "beam": "search each kernel of the training step among N candidates (tinygrad's BEAM), cached on disk",
     },
 }
 
@@ -70,5 +74,6 @@ VALUE_SECTIONS = {"loss", "optimizer", "schedule", "metrics"}  # written `name =
 BLOCK_SECTIONS = {"data", "model", "regularization", "stop", "checkpoint", "run"}  # written `name { ... }`
 
 DTYPES = {"f32": DType.f32, "i32": DType.i32}  # i32: token ids, for `embedding`
+PRECISIONS = {"f32": DType.f32, "f16": DType.f16, "bf16": DType.bf16}  # run.precision: the forward pass
 DEVICES = ("auto", "cpu", "cuda", "metal")
 

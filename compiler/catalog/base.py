@@ -242,6 +242,7 @@ SOURCES = Registry("data source")
 STOP_RULES = Registry("stopping rule")
 REGULARIZERS = Registry("regularizer")
 DIVERGENCE = Registry("divergence guard")
+AUGMENTATIONS = Registry("augmentation")
 
 
 class ShapeError(Exception):

@@ -60,3 +60,10 @@ def text(path: String, level: Choice("char", "word") = "char", window: Int(min=1
     """A UTF-8 text for next-token prediction: x = token ids [i, i+window) as i32[window], y = the next token's id
     (a class). `level`: characters, or words and punctuation. The vocabulary is the tokens of the first
     `vocab_from` of the examples (set it to split.train); later unseen tokens become `<unk>`. The split keeps order."""
+
+
+@SOURCES.register
+def images(path: String, color: Choice("gray", "rgb") = "gray", size: NumList() = None):
+    """A folder of PNG/JPEG images, one sub-folder per class (the class names are the sub-folder names): x is
+    [n, C, H, W] (C = 1 for gray, 3 for rgb), pixel values scaled to [0, 1]. `size = [H, W]` resizes every image
+    (bilinear); without it, all images must have one size."""

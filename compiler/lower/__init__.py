@@ -20,16 +20,21 @@ from tinygrad import Context, Device, Tensor, TinyJit, dtypes
 
 from .. import ir
 from ..diagnostics import Diagnostic, SpecError
+from .adapt import GATHER_KERNEL, program_cache, step_jit
 from .layers import INIT_IMPL, LAYER_IMPL, MAKE, LayerState
 from .losses import LOSS_IMPL, PAIRWISE
 from .metrics import METRIC_IMPL, MetricCtx, Slot, finish, layout
-from .optim import OPT_IMPL
+from .optim import OK, OPT_IMPL
 
 # ---------------------------------------------------------------------------------------------
 # The program
 # ---------------------------------------------------------------------------------------------
 
 DEVICE_NAMES = {"cpu": "CPU", "cuda": "CUDA", "metal": "METAL"}
+
+
+SCALE_INIT = 2.0 ** 16  # dynamic loss scaling (f16), torch's GradScaler defaults: start, halve on overflow,
+SCALE_GROWTH_INTERVAL = 2000  # double after this many steps without one
 
 
 def select_device(run: ir.Run) -> str:
@@ -46,6 +51,28 @@ def select_device(run: ir.Run) -> str:
 
         DEV.value = name
     return name
+
+
+def _check_precision(half, device: str, run: ir.Run) -> None:
+    """Whether the device compiles this half type at all (the CPU device's clang may lack __bf16)."""
+    import os
+    import sys
+
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)  # the compiler's own messages (a subprocess's stderr) are not for the user
+    try:  # a realized half buffer, as the step has
+        a = Tensor(np.arange(4, dtype=np.float32).reshape(2, 2)).realize()
+        (a.cast(half) @ a.cast(half)).contiguous().realize().float().realize()
+    except Exception as e:  # a compiler error, of whichever kind the backend raises
+        name = "bf16" if half == dtypes.bfloat16 else "f16"
+        raise SpecError([Diagnostic(code="E602", message=f"precision = {name} is not supported on {device} here "
+                                    f"({type(e).__name__})", span=run.span,
+                                    help="use precision = f16 (with loss scaling) or f32")]) from None
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 @dataclass
@@ -82,6 +109,20 @@ class Program:
     n_test: int = 0
     x_train: Tensor | None = None  # the training inputs on the device, read by the step (data.augment rewrites it)
     grad_acc: Tensor | None = None  # [sum of the global gradient norms (before clipping), their max]
+    predict_step: Callable | None = None  # (x [E, ...]) -> the first loss term's prediction, in the data's units
+    loss_scale: Tensor | None = None  # precision = f16: [scale, steps since the last overflow, steps skipped]
+    x_dtype: object = None
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predictions for normalised inputs, in fixed-size chunks (the last one padded) so one graph serves all."""
+        n, eb = len(x), self.eval_batch
+        out = []
+        for start in range(0, n, eb):
+            part = x[start:start + eb]
+            if len(part) < eb:
+                part = np.concatenate([part, np.repeat(part[-1:], eb - len(part), axis=0)])
+            out.append(self.predict_step(_to_tensor(part, self.x_dtype)).numpy()[:min(eb, n - start)])
+        return np.concatenate(out) if out else np.zeros((0,))
 
     def step(self, idxs: list[Tensor], lr: Tensor) -> None:
         """One optimizer step over `accumulate` micro-batches."""
@@ -106,8 +147,9 @@ class Program:
         return {**self.named_params(), **self.named_buffers()}
 
     def optimizer_state(self) -> dict[str, Tensor]:
-        return {"step_count": self.step_count, **{f"{p}.{k}": t for p, st in self.opt_state.items()
-                                                   for k, t in st.items()}}
+        scale = {"loss_scale": self.loss_scale} if self.loss_scale is not None else {}
+        return {"step_count": self.step_count, **scale, **{f"{p}.{k}": t for p, st in self.opt_state.items()
+                                                            for k, t in st.items()}}
 
 
 def owners(layers: dict[str, LayerState]) -> dict[str, LayerState]:
@@ -123,7 +165,7 @@ def owners(layers: dict[str, LayerState]) -> dict[str, LayerState]:
 def _to_tensor(a: np.ndarray, dtype=dtypes.float32) -> Tensor:
     """A realized device copy of a host array: float32, or int32 for class labels."""
     host = np.ascontiguousarray(a, dtype=np.float32 if dtype == dtypes.float32 else np.int32)
-    return Tensor(host, dtype=dtype).realize()
+    return Tensor(host).realize()  # the dtype from host's; naming it again costs a second copy (+180 MB for MNIST)
 
 
 def selects(selector: str, layer_name: str) -> bool:
@@ -149,6 +191,7 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
     Regression targets may be standardised (`target_shift`, `target_scale`): the loss sees them
     as they are, the metrics see predictions and targets back in the data's units."""
     device = select_device(spec.run)
+    program_cache()  # generated kernels kept on disk: a later run skips most of its time to first step
     Tensor.manual_seed(spec.run.seed)
     rng = np.random.default_rng(spec.run.seed)
     model = spec.model
@@ -200,6 +243,8 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
         for t in s.values():
             t.realize()
     step_count = Tensor.zeros(1).contiguous().realize()
+    # f16: [loss scale, steps since the last overflow, steps skipped]
+    loss_scale = Tensor([SCALE_INIT, 0.0, 0.0]).contiguous().realize() if spec.run.precision == ir.DType.f16 else None
 
     x_dtype = dtypes.int32 if model.inputs[0].type.dtype == ir.DType.i32 else dtypes.float32  # token ids
     X_tr, Y_tr = _to_tensor(x_train, x_dtype), _to_tensor(y_train, y_dtype)
@@ -223,12 +268,26 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
     t_scale = _to_tensor(target_scale) if target_scale is not None else None
     t_shift = _to_tensor(target_shift) if target_shift is not None else None
 
+    # Mixed precision (run.precision = f16 | bf16): the weights stay float32 (the masters the optimizer
+    # updates); the forward pass runs on half-precision copies of the inputs, weights and activations, except
+    # layers with running statistics (batchnorm), which compute in float32 as torch's autocast does. Losses and
+    # metrics see float32. f16 adds dynamic loss scaling (below); bf16 has float32's range and needs none.
+    half = {ir.DType.f16: dtypes.half, ir.DType.bf16: dtypes.bfloat16}.get(spec.run.precision)
+    if half is not None:
+        _check_precision(half, device, spec.run)
+
     def forward(x: Tensor, training: bool) -> dict[str, Tensor]:
-        out = {input_name: x}
+        out = {input_name: x.cast(half) if half and dtypes.is_float(x.dtype) else x}
         for layer in model.layers:
             xs = [out[i] for i in layer.inputs]
             x = xs if len(layer.inputs) > 1 else xs[0]
-            out[layer.name] = LAYER_IMPL[layer.op](x, layers[layer.name], ir.argdict(layer.args), training)
+            st = layers[layer.name]
+            if half and st.params and not st.buffers:
+                st = LayerState(params={k: v.cast(half) for k, v in st.params.items()})
+            y = LAYER_IMPL[layer.op](x, st, ir.argdict(layer.args), training)
+            out[layer.name] = y.cast(half) if half and dtypes.is_float(y.dtype) else y
+        if half:
+            out = {k: v.float() if dtypes.is_float(v.dtype) else v for k, v in out.items()}
         return out
 
     def data_loss(out: dict[str, Tensor], y: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -282,28 +341,44 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
                 grads[i] = grads[i] + reg.l1 * w.detach().sign()
         # the global gradient norm before clipping, recorded per epoch (mean and max) to show exploding or
         # vanishing gradients; clip_grad_norm reuses it
+        gate = dict(pargs)  # optimizer args, with the overflow gate under loss scaling
+        if loss_scale is not None:
+            grads = [g / loss_scale[0] for g in grads]
         norm = sum((g.float() * g.float()).sum() for g in grads).sqrt() if grads else Tensor.zeros(())
-        pending = [grad_acc.assign(Tensor.cat(grad_acc[0:1] + norm.reshape(1), grad_acc[1:2].maximum(norm.reshape(1))))]
+        pending = []
+        if loss_scale is not None:  # dynamic loss scaling, as torch's GradScaler: skip a step that overflowed
+            ok = (norm.isnan() | norm.isinf()).logical_not()
+            gate = {k: {**a, OK: ok} for k, a in pargs.items()}
+            scale, good, skipped = loss_scale[0], loss_scale[1], loss_scale[2]
+            grow = good + 1 >= SCALE_GROWTH_INTERVAL
+            pending.append(loss_scale.assign(Tensor.stack(
+                ok.where(grow.where(scale * 2, scale), scale * 0.5), ok.where(grow.where(0.0, good + 1), 0.0),
+                skipped + ok.logical_not().cast(dtypes.float32))))
+            norm = ok.where(norm, 0.0)
+        pending.append(grad_acc.assign(Tensor.cat(grad_acc[0:1] + norm.reshape(1),
+                                                  grad_acc[1:2].maximum(norm.reshape(1)))))
         if reg.clip_grad_value:
             grads = [g.clip(-reg.clip_grad_value, reg.clip_grad_value) for g in grads]
         if reg.clip_grad_norm:
             norm = sum((g * g).sum() for g in grads).sqrt() if reg.clip_grad_value else norm
             coef = (reg.clip_grad_norm / (norm + 1e-6)).minimum(1.0)
             grads = [g * coef for g in grads]
-        t = step_count.assign(step_count + 1)
+        t = step_count.assign(step_count + 1 if loss_scale is None else ok.where(step_count + 1, step_count))
         pending.append(t)
         lr_ = lr.reshape(())
         for (name, p, _), g in zip(trained, grads):
-            a = pargs[name]
+            a = gate[name]
             plr = lr_ * (a["lr"] / base["lr"]) if a["lr"] != base["lr"] else lr_  # groups scale with the schedule
             w = p.detach()
             new, state = update(w, g, opt_state[name], plr, t.reshape(()), a)
             if reg.weight_decay:  # decoupled, as in AdamW, for any optimizer
                 new = new - plr * reg.weight_decay * w
-            pending += [p.assign(new), *state]
+            pending += [p.assign(new if loss_scale is None else ok.where(new, w)), *state]
         return pending
 
     def gather(idx: Tensor) -> tuple[Tensor, Tensor]:
+        if not GATHER_KERNEL:
+            return X_tr[idx], Y_tr[idx]
         with Context(SPLIT_REDUCEOP=0):  # the gather as one small kernel (see PERF.md)
             return X_tr[idx].contiguous().realize(), Y_tr[idx].contiguous().realize()
 
@@ -314,7 +389,7 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
         x, y = gather(idx)
         out = forward(x, True)
         dloss = data_loss(out, y).mean()
-        grads = dloss.gradient(*params)
+        grads = (dloss * loss_scale[0] if loss_scale is not None else dloss).gradient(*params)
         b = idx.shape[0]
         acc = [dloss.detach().reshape(1) * b, Tensor.full((1,), float(b))]  # [loss sum, examples]
         acc += metric_state(train_slots, out, y, Tensor.ones(b))
@@ -367,19 +442,28 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
         Tensor.realize(result, *pending)
         return result
 
+    def predict_on(x: Tensor) -> Tensor:
+        """The first loss term's prediction, in the data's units (regression targets de-standardised)."""
+        pred = forward(x, False)[metric_pred]
+        if t_scale is not None and spec.loss.terms[0].target == "target":
+            pred = pred * t_scale + t_shift
+        return pred.realize()
+
     test_step = None
     if x_test is not None:
         X_te, Y_te = _to_tensor(x_test, x_dtype), _to_tensor(y_test, y_dtype)
         test_step = TinyJit(make_eval(X_te, Y_te))
     n_train, n_val = len(x_train), len(x_val)
+    beam = spec.run.beam  # the training steps' kernels only: they run every step, evaluation once an epoch
     return Program(spec=spec, device=device, layers=layers, opt_state=opt_state, ctx=ctx, train_slots=train_slots,
                    val_slots=val_slots, host_metrics=host_metrics, train_batch=spec.data.batch,
                    eval_batch=min(n_val, 512), n_train=n_train, n_val=n_val, accumulate=n,
-                   train_step=TinyJit(step) if n == 1 else None, micro_step=TinyJit(micro_step) if n > 1 else None,
-                   apply_step=TinyJit(apply_step) if n > 1 else None, eval_step=TinyJit(make_eval(X_va, Y_va)),
+                   train_step=step_jit(step, beam) if n == 1 else None,
+                   micro_step=step_jit(micro_step, beam) if n > 1 else None,
+                   apply_step=step_jit(apply_step, beam) if n > 1 else None, eval_step=TinyJit(make_eval(X_va, Y_va)),
                    test_step=test_step, n_test=len(x_test) if x_test is not None else 0, x_train=X_tr,
                    train_acc=train_acc, eval_acc=eval_acc, step_count=step_count, frozen=tuple(frozen),
-                   grad_acc=grad_acc)
+                   grad_acc=grad_acc, predict_step=TinyJit(predict_on), x_dtype=x_dtype, loss_scale=loss_scale)
 
 
 def finish_train(program: Program, state: np.ndarray) -> dict[str, object]:

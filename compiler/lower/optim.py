@@ -6,12 +6,22 @@ Each optimizer is a pair (state, update):
                                                               current value (detached), `t` the
                                                               step number (1-based), `lr` a tensor
 The caller assigns the new value, so decoupled weight decay and parameter groups compose with
-every optimizer.
+every optimizer. With dynamic loss scaling (`precision = f16`) the args carry `OK`, a boolean
+tensor: false when the step's gradients overflowed, and then every state keeps its value.
 """
 
 from typing import Callable
 
 from tinygrad import Tensor
+
+
+OK = "__grads_finite__"  # args key of the overflow gate
+
+
+def _set(buf: Tensor, value: Tensor, a) -> Tensor:
+    """buf := value, unless the step is skipped (gradients overflowed under loss scaling)."""
+    ok = a.get(OK)
+    return buf.assign(value if ok is None else ok.where(value, buf))
 
 
 def _zeros(p: Tensor) -> Tensor:
@@ -27,7 +37,7 @@ def _sgd(w, g, st, lr, t, a):
         g = g + a["weight_decay"] * w
     if a["momentum"]:
         # first step: buf = g (t == 1 selects it without a Python branch in the jitted graph)
-        buf = st["buf"].assign((t == 1).where(g, st["buf"] * a["momentum"] + g))
+        buf = _set(st["buf"], (t == 1).where(g, st["buf"] * a["momentum"] + g), a)
         g = g + a["momentum"] * buf if a["nesterov"] else buf
         return w - lr * g, [buf]
     return w - lr * g, []
@@ -41,8 +51,8 @@ def _adam(w, g, st, lr, t, a, decoupled=0.0):
     b1, b2 = a["b1"], a["b2"]
     if decoupled:
         w = w * (1 - lr * decoupled)
-    m = st["m"].assign(st["m"] * b1 + g * (1 - b1))
-    v = st["v"].assign(st["v"] * b2 + g * g * (1 - b2))
+    m = _set(st["m"], st["m"] * b1 + g * (1 - b1), a)
+    v = _set(st["v"], st["v"] * b2 + g * g * (1 - b2), a)
     mhat = m / (1 - b1 ** t)
     vhat = v / (1 - b2 ** t)
     return w - lr * mhat / (vhat.sqrt() + a["eps"]), [m, v]
@@ -61,17 +71,17 @@ def _rmsprop(w, g, st, lr, t, a):
     alpha = a["alpha"]
     if a["weight_decay"]:
         g = g + a["weight_decay"] * w
-    v = st["v"].assign(st["v"] * alpha + g * g * (1 - alpha))
+    v = _set(st["v"], st["v"] * alpha + g * g * (1 - alpha), a)
     assigns = [v]
     if a["centered"]:
-        gavg = st["gavg"].assign(st["gavg"] * alpha + g * (1 - alpha))
+        gavg = _set(st["gavg"], st["gavg"] * alpha + g * (1 - alpha), a)
         assigns.append(gavg)
         # v - gavg^2 >= 0 in exact arithmetic; the clamp keeps float rounding from taking sqrt of a tiny negative
         d = (v - gavg * gavg).maximum(0.0).sqrt() + a["eps"]
     else:
         d = v.sqrt() + a["eps"]
     if a["momentum"]:  # torch: the buffer starts at zero, no first-step special case
-        buf = st["buf"].assign(st["buf"] * a["momentum"] + g / d)
+        buf = _set(st["buf"], st["buf"] * a["momentum"] + g / d, a)
         return w - lr * buf, [*assigns, buf]
     return w - lr * g / d, assigns
 
@@ -83,15 +93,15 @@ def _adagrad_state(p: Tensor, a) -> dict:
 def _adagrad(w, g, st, lr, t, a):
     if a["weight_decay"]:
         g = g + a["weight_decay"] * w
-    s = st["sum"].assign(st["sum"] + g * g)
+    s = _set(st["sum"], st["sum"] + g * g, a)
     clr = lr / (1 + (t - 1) * a["lr_decay"]) if a["lr_decay"] else lr
     return w - clr * g / (s.sqrt() + a["eps"]), [s]
 
 
 def _lamb(w, g, st, lr, t, a):
     b1, b2 = a["b1"], a["b2"]
-    m = st["m"].assign(st["m"] * b1 + g * (1 - b1))
-    v = st["v"].assign(st["v"] * b2 + g * g * (1 - b2))
+    m = _set(st["m"], st["m"] * b1 + g * (1 - b1), a)
+    v = _set(st["v"], st["v"] * b2 + g * g * (1 - b2), a)
     r = (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + a["eps"])
     if a["weight_decay"]:
         r = r + a["weight_decay"] * w

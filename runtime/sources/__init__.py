@@ -11,3 +11,4 @@ READERS: dict[str, Callable] = {}
 
 from . import timeseries  # noqa: E402,F401 - registers `series`
 from . import text  # noqa: E402,F401 - registers `text`
+from . import images  # noqa: E402,F401 - registers `images`

@@ -1,0 +1,131 @@
+"""Exact resume: real `trainc run` processes killed with SIGKILL mid-epoch and half-way through a
+checkpoint write, stopped with SIGINT and SIGTERM, then resumed; the final weights must equal an
+uninterrupted run's bit for bit, and the metrics too (but for wall time).
+
+Faults are injected at exact points with TRAINC_FAULT (see runtime/loop.py `_fault`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trainc.runtime import checkpoint as ck
+
+ROOT = Path(__file__).resolve().parents[1]
+EXE = str(Path(sys.executable).with_name("trainc"))
+SPEC = str(ROOT / "examples" / "digits.train")  # has dropout: the device RNG must resume too
+SETS = ["--set", "stop.max=3 epochs", "--set", "checkpoint.every=10 steps", "--set", "checkpoint.last=2"]
+
+
+def trainc(out: Path, *extra: str, fault: str | None = None, sets=SETS) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TRAINC_FAULT": fault} if fault else {**os.environ}
+    env.pop("TRAINC_FAULT", None) if not fault else None
+    return subprocess.run([EXE, "run", SPEC, "-q", "--out", str(out), *sets, *extra], capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+def metrics(run: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for r in rows:
+        r.pop("time")
+    return rows
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ref")
+    r = trainc(out)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def assert_same_run(a: Path, b: Path):
+    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+    assert metrics(a) == metrics(b)
+
+
+@pytest.mark.parametrize("fault, rc", [
+    ("step:35", -9),  # SIGKILL in epoch 2 (22 steps an epoch), 5 steps after the step-30 checkpoint
+    ("checkpoint:4", -9),  # SIGKILL half-way through writing the 4th checkpoint (step 40)
+    ("step:22", -9),  # SIGKILL right after the last step of epoch 1, before its checkpoint
+])
+def test_sigkill_then_resume_is_bit_exact(tmp_path, reference, fault, rc):
+    r = trainc(tmp_path, fault=fault)
+    assert r.returncode == rc
+    before = ck.pointed(tmp_path / "checkpoints", "latest")
+    assert before is not None and ck.load(tmp_path / "checkpoints" / before)  # the last complete one is whole
+    r = trainc(tmp_path, "--resume")  # --out names the run; --resume alone takes its latest checkpoint
+    assert r.returncode == 0, r.stderr
+    assert_same_run(reference, tmp_path)
+    assert json.loads((tmp_path / "summary.json").read_text())["resumes"] == 1
+
+
+@pytest.mark.parametrize("signal_name", ["sigint", "sigterm"])
+def test_sigint_and_sigterm_stop_cleanly_with_a_checkpoint_and_say_how_to_resume(tmp_path, reference, signal_name):
+    r = trainc(tmp_path, fault=f"{signal_name}:27")
+    assert r.returncode == 130, r.stderr
+    assert "interrupted: the checkpoint is saved; go on with:" in r.stderr and f"--resume {tmp_path}" in r.stderr
+    assert ck.pointed(tmp_path / "checkpoints", "latest") == "step-00000027"  # saved where it stopped, mid-epoch
+    assert json.loads((tmp_path / "summary.json").read_text())["stop_reason"] == "interrupted"
+    r = trainc(tmp_path, "--resume", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert_same_run(reference, tmp_path)
+
+
+def test_a_changed_spec_is_refused_with_what_changed_unless_forced(tmp_path):
+    short = ["--set", "stop.max=1 epochs"]
+    assert trainc(tmp_path, sets=short).returncode == 0
+    r = trainc(tmp_path, "--resume", sets=["--set", "stop.max=2 epochs", "--set", "optimizer.lr=1e-3"])
+    assert r.returncode == 1
+    assert "the spec changed since" in r.stderr
+    assert "stop.max: {node: Duration, unit: epochs, value: 1.0} -> {node: Duration, unit: epochs, value: 2.0}" \
+        in r.stderr and "optimizer: " in r.stderr and "--force" in r.stderr
+    r = trainc(tmp_path, "--resume", "--force", sets=["--set", "stop.max=2 epochs"])
+    assert r.returncode == 0, r.stderr
+    assert [m["epoch"] for m in metrics(tmp_path)] == [1, 2]
+
+
+def test_a_corrupted_checkpoint_is_refused_with_a_clear_error(tmp_path):
+    assert trainc(tmp_path, sets=["--set", "stop.max=1 epochs"]).returncode == 0
+    folder = ck.find(tmp_path)
+    raw = bytearray((folder / "optimizer.safetensors").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    (folder / "optimizer.safetensors").write_bytes(bytes(raw))
+    r = trainc(tmp_path, "--resume", sets=["--set", "stop.max=1 epochs"])
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "cannot resume" in r.stderr and "does not match the checksum" in r.stderr
+
+
+def test_the_run_directory_holds_the_operative_spec_with_origins(tmp_path):
+    import yaml
+
+    assert trainc(tmp_path, sets=["--set", "stop.max=1 epochs"]).returncode == 0
+    doc = yaml.safe_load((tmp_path / "operative.yaml").read_text())
+    s = doc["settings"]
+    assert s["stop.max"] == {"value": {"node": "Duration", "value": 1.0, "unit": "epochs"}, "from": "override"}
+    assert s["data.batch"] == {"value": 64, "from": "spec"}
+    assert s["data.sampler"] == {"value": "none", "from": "default"}
+    assert s["optimizer"]["value"]["args"]["b2"] == 0.999  # a default filled in
+    assert (tmp_path / "spec.train").read_text() == Path(SPEC).read_text()
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["overrides"] == ["stop.max=1 epochs"] and run["spec"] == SPEC
+
+
+def test_log_format_json_streams_one_object_per_line(tmp_path):
+    r = trainc(tmp_path, "--log-format", "json", sets=["--set", "stop.max=2 epochs"])
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stdout.splitlines()]  # every line is one JSON object
+    kinds = [e["event"] for e in events]
+    assert kinds[-3:] == ["epoch", "epoch", "end"] and set(kinds[:-3]) == {"message"}
+    assert any(e.get("text", "").startswith("device: ") for e in events)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert events[-1]["final"] == summary["final"] and events[-1]["stop_reason"] == summary["stop_reason"]
+    assert [e["val.loss"] for e in events[-3:-1]] == [m["val.loss"] for m in metrics(tmp_path)]
+    assert all(e["examples_per_s"] >= 0 and "grad_norm" in e for e in events[-3:-1])
+    bad = trainc(tmp_path, "--log-format", "xml", sets=["--set", "stop.max=1 epochs"])
+    assert bad.returncode == 2 and "--log-format takes text or json" in bad.stderr
