@@ -798,3 +798,27 @@ def test_batch_larger_than_training_split():
     # a batch of exactly the training split is fine (batch gradient descent)
     _, _, ok = _data_problems(text.replace("batch  = 2000", f"batch  = {n}"))
     assert ok == []
+
+
+def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint_and_stops(tmp_path, monkeypatch):
+    """The third checkpoint write fails with ENOSPC: the run stops saying so, `latest` still names the
+    second one, which loads whole (its checksums hold), and nothing temporary is left behind."""
+    from trainc.runtime import checkpoint as ck
+
+    real_save, calls = ck.save, []
+
+    def save(*args, **kw):
+        calls.append(args[1])
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real_save(*args, **kw)
+
+    monkeypatch.setattr(ck, "save", save)
+    _, _, result = run_spec(tmp_path, digits_spec("max = 10 epochs"), "full")
+    assert result.stop_reason == "could not write a checkpoint (No space left on device); the previous one is intact"
+    assert result.epochs == 3 and calls == ["step-00000016", "step-00000032", "step-00000048"]
+    ckpt = result.out_dir / "checkpoints"
+    assert ck.pointed(ckpt, "latest") == "step-00000032"
+    _, _, state = ck.load(ckpt / "step-00000032")
+    assert state["loop"]["epoch"] == 2
+    assert sorted(p.name for p in ckpt.iterdir()) == ["latest", "step-00000032"]
