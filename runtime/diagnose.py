@@ -407,18 +407,8 @@ def record(run_dir: Path) -> list[Finding]:
     summary = read_summary(run_dir / "summary.json")
     findings = diagnose(read_metrics(run_dir / "metrics.jsonl"), summary)
     if summary:
+        from .loop import _write_json  # strict JSON (NaN -> null), written atomically
+
         summary["diagnosis"] = [asdict(f) for f in findings]
-        tmp = run_dir / "summary.json.tmp"
-        tmp.write_text(json.dumps(_strict(summary), indent=2, allow_nan=False) + "\n")
-        tmp.replace(run_dir / "summary.json")
+        _write_json(run_dir / "summary.json", summary)
     return findings
-
-
-def _strict(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _strict(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_strict(v) for v in obj]
-    return obj
