@@ -28,10 +28,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from lark import Token
+from lark.exceptions import LarkError, UnexpectedInput
 
 from ..grammar import parser
-from .diagnostics import SpecError
-from .parse import parse
+from .diagnostics import Diagnostic, SpecError
+from .ir import Span
+from .parse import _syntax_diagnostic, parse
 
 _OPEN = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
 _NO_SPACE_AFTER = {"LPAR", "LSQB", "DOT"}
@@ -128,7 +130,7 @@ def _split_body(items: list, open_tok: Token | None) -> tuple[list[_BodyLine], s
     for it in items:
         gap = _first(it).line - prev_end if prev_end is not None else 0
         if _is(it, "COMMENT"):
-            if prev_end is not None and gap == 0:
+            if prev_end is not None and gap == 0 and (cur is not None or open_tok is not None):  # not `,# c` atop
                 if cur is None:
                     opener = _comment(it)
                 else:
@@ -344,6 +346,24 @@ def _align_comments(lines: list[_Line | None]) -> list[str]:
     return out
 
 
+def _too_deep(text: str, path: str) -> Diagnostic:
+    """E106 at the innermost bracket of the deepest nesting."""
+    depth, deepest, at = 0, 0, None
+    try:
+        for t in parser().lex(text, dont_ignore=True):
+            if t.type in _OPEN:
+                depth += 1
+                if depth > deepest:
+                    deepest, at = depth, t
+            elif t.type in _OPEN.values():
+                depth -= 1
+    except LarkError:  # a character the lexer refuses, further on: the deepest bracket before it
+        pass
+    span = Span(path, at.line, at.column, at.line, at.column + 1) if at is not None else Span(path, 1, 1, 1, 1)
+    return Diagnostic(code="E106", message=f"brackets nested {deepest} deep, too deep to format", span=span,
+                      help="remove redundant parentheses, or name the inner parts (a block, a value)")
+
+
 def comments(text: str) -> list[str]:
     """The comments of a spec, in order (for checking that formatting keeps them all)."""
     return [_comment(t) for t in parser().lex(text, dont_ignore=True) if t.type == "COMMENT"]
@@ -354,16 +374,24 @@ def format_text(text: str, path: str = "<stdin>") -> str:
 
     The result is parsed again and compared with the input (syntax tree and comments); a mismatch,
     a bug in the formatter, raises AssertionError rather than return a spec that means something else."""
-    before = parse(text, path)  # refuses broken files
-    printer = _Printer()
-    printer.body(_tokens(text), 0, None)
-    lines = _align_comments(printer.lines)
-    out = "\n".join(lines) + "\n" if lines else ""
-    try:
-        after = parse(out, path)
-    except SpecError as e:
-        raise AssertionError(f"trainc fmt broke {path}: {e}; this is a bug in trainc fmt") from None
-    if after != before or Counter(comments(out)) != Counter(comments(text)):
+    try:  # parsing, printing and comparing trees recurse once per bracket: `((((...))))` thousands deep
+        before = parse(text, path)  # refuses broken files
+        try:
+            tokens = _tokens(text)
+        except UnexpectedInput as e:  # a character the parser's recovery skipped: a '\r' before a comment
+            raise SpecError([_syntax_diagnostic(e, path, text)]) from None
+        printer = _Printer()
+        printer.body(tokens, 0, None)
+        lines = _align_comments(printer.lines)
+        out = "\n".join(lines) + "\n" if lines else ""
+        try:
+            after = parse(out, path)
+        except SpecError as e:
+            raise AssertionError(f"trainc fmt broke {path}: {e}; this is a bug in trainc fmt") from None
+        same = after == before
+    except RecursionError:
+        raise SpecError([_too_deep(text, path)]) from None
+    if not same or Counter(comments(out)) != Counter(comments(text)):
         raise AssertionError(f"trainc fmt changed the meaning or the comments of {path}; this is a bug in trainc fmt")
     return out
 

@@ -4,6 +4,11 @@ normalises units, fills defaults and expands blocks into layers. Collects every 
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import operator
+import sys
+
 from . import catalog as C
 from . import ir
 from .diagnostics import Diagnostic, SpecError, did_you_mean, one_of
@@ -57,6 +62,8 @@ def convert(expr: ir.Expr, typ, what: str):
     if isinstance(typ, C.Num):
         if isinstance(expr, ir.Number):
             v = expr.value
+            if not math.isfinite(v):  # `1e999`, or a block's arithmetic past the float range
+                raise _err("E304", f"{what} is out of range: {v:g}", expr.span, f"expected {typ.describe()}")
             if typ.integer and not (isinstance(v, int) or float(v).is_integer()):
                 raise _err("E303", f"{what} must be an integer, found {v:g}", expr.span)
             v = int(v) if typ.integer else float(v)
@@ -685,6 +692,7 @@ class _ModelBuilder:
     """Expands the model section into a flat list of layers (a DAG through named values)."""
 
     MAX_DEPTH = 16
+    MAX_LAYERS = 10_000  # what repeats may expand to: `repeat 1e9 { ... }` is a typo, not a model
 
     def __init__(self, r: _Resolver):
         self.r = r
@@ -756,7 +764,16 @@ class _ModelBuilder:
         if not (isinstance(times, ir.Number) and float(times.value).is_integer() and times.value >= 1):
             raise _err("E303", f"a repeat count must be a positive integer, found {_describe(times)}", expr.span,
                        example)
+        if times.value > _ModelBuilder.MAX_LAYERS:
+            raise _err("E304", f"a repeat count of {times.value:g} is more than the {_ModelBuilder.MAX_LAYERS} layers "
+                       "a model may have", expr.span)
         return int(times.value)
+
+    def grow(self, span: ir.Span) -> None:
+        """Before each repetition: repeats inside repeats (or blocks) multiply, so bound the total."""
+        if len(self.layers) > self.MAX_LAYERS:
+            raise _err("E304", f"the model expands to more than {self.MAX_LAYERS} layers", span,
+                       "lower the repeat counts")
 
     def value(self, stage: ir.Expr, prefix: str = "", env: dict | None = None) -> str:
         if isinstance(stage, ir.Ref) and stage.dotted in self.values:
@@ -780,10 +797,12 @@ class _ModelBuilder:
     def apply(self, stage: ir.Expr, cur: str, prefix: str, env: dict[str, ir.Expr], depth: int) -> str:
         if isinstance(stage, ir.BinOp) and stage.op == "*":  # `mlp(64) * 3`: the same stage three times in a row
             for _ in range(self.repeat_count(stage.right, env, "write `block(...) * 3`")):
+                self.grow(stage.span)
                 cur = self.apply(stage.left, cur, prefix, env, depth)  # each repetition has its own weights
             return cur
         if isinstance(stage, ir.Repeat):  # `repeat 3 { dense(64) -> relu }`: the same, for a whole pipeline
             for _ in range(self.repeat_count(stage.times, env, "write `repeat 3 { dense(64) -> relu }`")):
+                self.grow(stage.span)
                 cur = self.flow(stage.body, prefix, env, depth, start=cur)
             return cur
         if not isinstance(stage, (ir.Ref, ir.Call)):
@@ -914,9 +933,45 @@ def _fold(e: ir.BinOp) -> ir.Expr:
         a, b = e.left.value, e.right.value
         if e.op == "/" and b == 0:
             raise _err("E304", "division by zero", e.span)
-        v = {"+": a + b, "-": a - b, "*": a * b, "/": a / b}[e.op]
+        try:
+            v = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}[e.op](a, b)
+        except OverflowError:  # a huge integer meets a float, or divides into one: past any range
+            v = math.inf
+        v = _as_float_range(v)
         return ir.Number(value=int(v) if isinstance(v, float) and v.is_integer() and e.op != "/" else v, span=e.span)
     return e
+
+
+def _as_float_range(v):
+    """An integer past what a float holds reads as `1e999` does: inf. The checks compare numbers as
+    floats, and each says where an infinite value is out of range."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) > _MAX_FLOAT_INT:
+        return math.inf if v > 0 else -math.inf
+    return v
+
+
+_MAX_FLOAT_INT = int(sys.float_info.max)
+
+
+def _clamp_numbers(node):
+    """The syntax tree with every integer literal past the float range (`99...9`, 400 digits) as inf.
+    Unchanged nodes are returned as they are."""
+    if isinstance(node, (int, float)):
+        return _as_float_range(node)
+    if isinstance(node, tuple):
+        new = tuple(_clamp_numbers(n) for n in node)
+        return node if all(a is b for a, b in zip(new, node)) else new
+    if dataclasses.is_dataclass(node) and not isinstance(node, ir.Span):
+        changes = {}
+        for f in dataclasses.fields(node):
+            value = getattr(node, f.name)
+            if isinstance(value, ir.Span):
+                continue
+            new = _clamp_numbers(value)
+            if new is not value:
+                changes[f.name] = new
+        return dataclasses.replace(node, **changes) if changes else node
+    return node
 
 
 def resolve(file: ir.File, path: str) -> ir.Spec:
@@ -932,7 +987,7 @@ def resolve_partial(file: ir.File, path: str, broken: frozenset[str] = frozenset
     """The IR as far as it could be built, and the problems found. Lint checks the rest of it too.
 
     `broken` names top-level items left out for a syntax error: they are not reported missing."""
-    r = _Resolver(file, path)
+    r = _Resolver(_clamp_numbers(file), path)
     r.malformed |= broken
     r.collect()
     model = r.model()

@@ -277,17 +277,20 @@ def _read_csv(
     if task is ir.Task.classification:
         col = index[targets[0]]
         y = table[:, col]
+        numeric = all(_is_number(value) for value in y)  # a column of numbers: labels must be whole numbers
         for r, value in enumerate(y):
-            if not value:
-                _fail(
-                    "E504",
-                    f"'{source.path}' line {lines[r]}, column '{targets[0]}': missing label",
-                    source.span,
-                    help="every row needs a class label",
-                )
+            where = f"'{source.path}' line {lines[r]}, column '{targets[0]}'"
+            if not value or (_is_number(value) and math.isnan(float(value))):
+                _fail("E504", f"{where}: missing label" + (f" ('{value}')" if value else ""), source.span,
+                      help="every row needs a class label")
+            if _is_number(value) and not math.isfinite(float(value)) or numeric and not float(value).is_integer():
+                _fail("E504", f"{where}: class label '{value}' is not a whole number", source.span, help=LABEL_HELP)
     else:
         y = _numbers(table, [index[t] for t in targets], header, lines, source)
     return _Raw(x=x, y=y, feature_names=tuple(features), source=source)
+
+
+LABEL_HELP = "class labels are whole numbers or names; for a numeric target use a regression loss such as mse"
 
 
 def _numbers(table: np.ndarray, cols: list[int], header: list[str], lines: list[int], source: ir.Source) -> np.ndarray:
@@ -408,6 +411,10 @@ def _read_npz(source: ir.Source, base_dir: pathlib.Path, task: ir.Task) -> _Raw:
                     f"'{source.path}': array '{ykey}' row {int(bad[0])}: missing label ({y[bad[0]]})",
                     source.span,
                 )
+            bad = np.flatnonzero(y != np.round(y))
+            if len(bad):
+                _fail("E504", f"'{source.path}': array '{ykey}' row {int(bad[0])}: class label {y[bad[0]]} is not a "
+                      "whole number", source.span, help=LABEL_HELP)
         elif y.dtype.kind not in "biuUS":
             _fail(
                 "E504",
@@ -616,6 +623,12 @@ def load_data(data: ir.Data, base_dir: pathlib.Path, seed: int, fold: int | None
         else:
             classes, y_all = None, raw.y
         strata = y_all if (classify and data.split.stratify) else None
+        if strata is not None and not data.split.folds and not raw.ordered:
+            counts = np.bincount(strata, minlength=len(classes))
+            if (counts == 1).any():  # scikit-learn's rule: it cannot be in both the train and the val split
+                _fail("E505", f"class {classes[int(np.argmax(counts == 1))]!r} has a single example in "
+                      f"'{data.source.path}': too few to stratify", data.split.span,
+                      help="add examples of it, remove it from the file, or set stratify = false")
         tr, va, te = _split_indices(n, data.split, strata, rng, f"'{data.source.path}'", ordered=raw.ordered,
                                     fold=fold)
         x_tr, x_va, y_tr, y_va = raw.x[tr], raw.x[va], y_all[tr], y_all[va]

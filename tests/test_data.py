@@ -421,14 +421,16 @@ def test_e505_bad_fractions_and_empty_file(tmp_path):
     assert (d.code, d.span) == ("E505", SRC_SPAN) and "no data rows" in d.message
 
 
-def test_stratified_split_puts_rare_class_in_train(tmp_path):
+def test_a_class_with_one_example_cannot_be_stratified(tmp_path):
     rows = "".join(f"{i},{'a' if i < 9 else 'b'}\n" for i in range(10))
     write(tmp_path / "rare.csv", "f,y\n" + rows)
-    for seed in range(5):
-        ds = load_data(data(src("rare.csv", target="y"), train=0.2, val=0.8, stratify=True), tmp_path, seed)
-        assert ds.classes == ("a", "b")
-        assert np.count_nonzero(ds.y_train == 1) == 1  # 0.2 * 1 rounds to 0, but each class needs one
-        assert np.count_nonzero(ds.y_val == 1) == 0
+    err = load_error(data(src("rare.csv", target="y"), train=0.2, val=0.8, stratify=True), tmp_path)
+    d = err.diagnostic
+    assert d.code == "E505" and "class 'b' has a single example in 'rare.csv': too few to stratify" in d.message
+    assert "stratify = false" in d.help
+    for seed in range(3):  # without stratification it is one more example, wherever the permutation puts it
+        ds = load_data(data(src("rare.csv", target="y"), train=0.2, val=0.8, stratify=False), tmp_path, seed)
+        assert ds.classes == ("a", "b") and np.count_nonzero(ds.y_train == 1) + np.count_nonzero(ds.y_val == 1) == 1
 
 
 def test_e506_other_problems(tmp_path):

@@ -55,8 +55,13 @@ def _usage(message: str) -> None:
 
 
 def _read(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
+    if path == "-":  # bytes, decoded here: the locale's decoding would fail (or let garbage through) on its own
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+        try:
+            text = data.decode("utf-8") if isinstance(data, bytes) else data
+        except UnicodeDecodeError:
+            _usage("standard input is not UTF-8 text")
+        return text.replace("\r\n", "\n").replace("\r", "\n")  # newlines as a file's read_text gives them
     p = Path(path)
     if not p.exists():
         _usage(f"no such file: {path}")
@@ -66,6 +71,8 @@ def _read(path: str) -> str:
         return p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         _usage(f"{path} is not UTF-8 text")
+    except OSError as e:  # no permission, a broken link, a device
+        _usage(f"cannot read {path}: {e.strerror or e}")
 
 
 def _apply_overrides(file: ir.File, sets: list[str], sources: dict[str, str]) -> ir.File:
@@ -185,6 +192,12 @@ def run(
     except DataError as e:
         _print_diags([e.diagnostic], sources)
         raise typer.Exit(1) from None
+    from .runtime.loop import check_against_data
+
+    mismatch = check_against_data(spec, ds)  # before the run directory is touched: an existing one keeps its files
+    if mismatch:
+        _print_diags(mismatch, sources)
+        raise typer.Exit(1)
     out_dir = out or Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     fresh = not out_dir.exists()  # removed again if the run fails before training starts
     if folder is None:
@@ -322,8 +335,8 @@ def _data_checks(spec: ir.Spec, path: str) -> list[Diagnostic]:
     from .runtime.data import DataError, load_data  # numpy: only when there is data to read
     from .runtime.loop import check_against_data
 
-    try:
-        ds = load_data(spec.data, base, spec.run.seed)
+    try:  # a k-fold split is checked on its first fold, as `trainc run` starts with it
+        ds = load_data(spec.data, base, spec.run.seed, fold=0 if spec.data.split and spec.data.split.folds else None)
     except DataError as e:
         return [e.diagnostic]
     return check_against_data(spec, ds)

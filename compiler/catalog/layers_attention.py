@@ -52,7 +52,7 @@ def _sequence(op: str, x: TensorType) -> tuple[int, int]:
 def _heads(op: str, x: TensorType, heads: int) -> None:
     d = x.shape[1]
     if d % heads:
-        fit = max(h for h in range(1, heads) if d % h == 0)
+        fit = max(h for h in range(1, min(heads, d + 1)) if d % h == 0)  # divisors of d are at most d
         raise ShapeError(f"{op} splits the features into {heads} heads, but D = {d} is not divisible by {heads}",
                          help=f"use heads = {fit} (a divisor of {d}), or a width divisible by {heads}")
 

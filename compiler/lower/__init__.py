@@ -190,8 +190,8 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
 
     Regression targets may be standardised (`target_shift`, `target_scale`): the loss sees them
     as they are, the metrics see predictions and targets back in the data's units."""
-    device = select_device(spec.run)
     program_cache()  # generated kernels kept on disk: a later run skips most of its time to first step
+    device = select_device(spec.run)
     Tensor.manual_seed(spec.run.seed)
     rng = np.random.default_rng(spec.run.seed)
     model = spec.model

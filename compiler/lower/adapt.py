@@ -84,5 +84,17 @@ def program_cache() -> None:
     cache = DiskBacked(codegen.to_program_cache)
     codegen.to_program_cache = cache  # read as a module global by to_program ...
     realize.to_program_cache = cache  # ... and by lower_and_compile, which imported the name
+
+    # the CPU device generates four helper programs each time it opens, outside that cache (~0.8 s)
+    import tinygrad.runtime.ops_cpu as ops_cpu
+
+    generate = ops_cpu.do_to_program
+
+    def device_program(ast, renderer):
+        key = _digest((ast.key, type(renderer), renderer.target, "device"))
+        prg = diskcache_get("trainc_program", key)
+        return prg if prg is not None else diskcache_put("trainc_program", key, generate(ast, renderer))
+
+    ops_cpu.do_to_program = device_program
     _installed.add("program_cache")
 
