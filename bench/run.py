@@ -52,8 +52,8 @@ MODES = {
 SLOW = {("lstm", "hand"): 2}
 VARIANTS = ("trainc", "hand", "torch", "torch:threads=1")
 # each lever: a variant `base:option=value` measured against its base
-LEVERS = ("trainc:gather=fused", "trainc:progcache=0", "trainc:threads=2", "trainc:beam=1", "trainc:beam=2",
-          "hand:threads=2")
+LEVERS = ("trainc:gather=fused", "trainc:feed=tensor", "trainc:progcache=0", "trainc:threads=1", "trainc:beam=1",
+          "trainc:beam=2", "hand:threads=2")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,8 +113,13 @@ def build_trainc(workload: str, x, y, opts, smoke: bool = False):
     n = len(x) - N_VAL
     program = lower(spec, x[:n], y[:n], x[n:], y[n:], n_classes=N_CLASSES)
 
-    def step(idx: np.ndarray) -> None:  # what runtime/loop.py does per step
-        program.step([Tensor(idx)], Tensor([LR], dtype="float32"))
+    def step(idx: np.ndarray) -> None:  # what runtime/loop.py does per step: host arrays in, no new tensors
+        program.step([idx], LR)
+
+    if opts.get("feed") == "tensor":  # the lever off: new index and lr tensors every step, as the loop did before
+
+        def step(idx: np.ndarray) -> None:  # noqa: F811
+            program.step([Tensor(idx)], Tensor([LR], dtype="float32"))
 
     def last_loss(idx: np.ndarray) -> float:
         return float(program.train_step(Tensor(idx), Tensor([LR], dtype="float32")).numpy())
@@ -177,10 +182,12 @@ def child(cfg: dict) -> dict:
         from trainc.compiler.lower import adapt
 
         adapt.program_cache()
-    if opts.get("threads") == "2" and base != "torch":
-        import cputhreads
+    if opts.get("threads") == "1" and base == "trainc":  # the lever off: kernel pieces one after another
+        os.environ["TRAINC_CPU_THREADS"] = "0"
+    if opts.get("threads") == "2" and base == "hand":  # trainc's adapter under the hand-written loop
+        from trainc.compiler.lower import adapt
 
-        cputhreads.install()
+        adapt.cpu_threads()
     build = {"trainc": build_trainc, "hand": build_hand, "torch": build_torch}[base]
     step, sync, last_loss = build(workload, x, y, opts, smoke)
     t_built = time.perf_counter()
@@ -218,14 +225,40 @@ def child(cfg: dict) -> dict:
 
 
 def threads_of(base: str, opts: dict[str, str]) -> int:
-    """Threads that run the step's arithmetic: torch's intra-op pool; tinygrad's CPU device runs every kernel on
-    the calling thread (its kernels are split in NUM_CPU_THREADS pieces, run one after another) unless the
-    threads lever is on."""
+    """Threads that run the step's arithmetic: torch's intra-op pool; for tinygrad, the pieces a large kernel is
+    split in (NUM_CPU_THREADS) when they run at once (trainc's adapter), else 1."""
     if base == "torch":
         import torch
 
         return torch.get_num_threads()
-    return int(opts.get("threads", 1))
+    from tinygrad.helpers import NUM_CPU_THREADS
+
+    parallel = opts.get("threads", "2" if base == "trainc" else "1") != "1"
+    return NUM_CPU_THREADS.value if parallel else 1
+
+
+def parallel_speedup(seconds: float = 0.2) -> float:
+    """How much faster two threads finish two GIL-free jobs than one thread does: ~2 with two free cores, ~1
+    when other processes hold one. The ceiling, at that moment, for any use of the second core."""
+    import hashlib
+    import threading
+
+    data = b"x" * (16 << 20)
+
+    def work():
+        for _ in range(max(1, int(seconds * 20))):
+            hashlib.sha256(data).digest()
+
+    t = time.perf_counter()
+    work()
+    work()
+    serial = time.perf_counter() - t
+    t = time.perf_counter()
+    th = threading.Thread(target=work)
+    th.start()
+    work()
+    th.join()
+    return serial / (time.perf_counter() - t)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -475,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", default=None, help="comma-separated, e.g. trainc,hand,trainc:beam=2 (default: "
                     + ",".join(VARIANTS) + ")")
     ap.add_argument("--rounds", type=int, default=None, help="processes per variant")
+    ap.add_argument("--warm", action="store_true", help="keep the kernel caches earlier runs left (no cold process)")
     ap.add_argument("--timeout", type=float, default=1200.0, help="seconds before a process is given up")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -500,8 +534,6 @@ def main(argv: list[str] | None = None) -> int:
     cache.mkdir(exist_ok=True)
     load_before = os.getloadavg()[0]
     t_all = time.perf_counter()
-    from cputhreads import parallel_speedup
-
     speedups = [parallel_speedup()]
 
     results = []
@@ -513,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 t = time.perf_counter()
                 db = cache / f"{wl}-{var.replace(':', '-').replace('=', '').replace(',', '-')}-{mode == 'smoke'}.db"
-                if r == 0 and wl in m["cold"]:  # an empty kernel cache: this process generates, compiles (and searches)
+                if r == 0 and wl in m["cold"] and not args.warm:  # an empty kernel cache: generate, compile, search
                     for f in cache.glob(db.name + "*"):
                         f.unlink()
                 cold = not db.exists() if base != "torch" else r == 0

@@ -629,6 +629,8 @@ def load_data(data: ir.Data, base_dir: pathlib.Path, seed: int, fold: int | None
                 _fail("E505", f"class {classes[int(np.argmax(counts == 1))]!r} has a single example in "
                       f"'{data.source.path}': too few to stratify", data.split.span,
                       help="add examples of it, remove it from the file, or set stratify = false")
+        if fold is None and data.split.folds:  # a single dataset of a k-fold spec (summary, schedule): fold 0
+            fold = 0
         tr, va, te = _split_indices(n, data.split, strata, rng, f"'{data.source.path}'", ordered=raw.ordered,
                                     fold=fold)
         x_tr, x_va, y_tr, y_va = raw.x[tr], raw.x[va], y_all[tr], y_all[va]

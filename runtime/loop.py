@@ -12,6 +12,7 @@ import json
 import math
 import os
 import time
+from typing import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -348,9 +349,12 @@ def load_pretrained(program, pre: ir.Pretrained, base_dir: Path) -> int:
 
 
 def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None = None,
-          resume: Path | None = None, spec_hash: str | None = None, base_dir: Path | None = None) -> Result:
+          resume: Path | None = None, spec_hash: str | None = None, base_dir: Path | None = None,
+          ready: Callable[[], None] | None = None) -> Result:
     """Compile the spec over the loaded data and train it. Raises SpecError on data/spec mismatches and
-    CheckpointError when `resume` (a checkpoint folder) cannot be used."""
+    CheckpointError when `resume` (a checkpoint folder) cannot be used. `ready` is called once the step is
+    compiled and the weights are in place, before the first file of the run is written: what the caller
+    writes there (the run's records) is not written over when the lowering fails (E509, E601)."""
     from ..compiler.lower import finish_train, lower  # tinygrad is imported only once training starts
 
     problems = check_against_data(spec, ds)
@@ -482,6 +486,8 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
         progress.write(f"resumed from {resume} (epoch {st.epoch}, step {st.step})")
     elif guard and guard.action == "rollback":
         snapshot = take_snapshot()  # the initial weights are a good state too
+    if ready is not None:
+        ready()
     if resume is None and ckpt_dir.exists():  # a fresh run in an old directory: old checkpoints are not ours
         import shutil
 
@@ -520,9 +526,7 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
                         break
                     lr = lr_at(st.step) * st.lr_scale
                     first = b * batch * micro
-                    idxs = [Tensor(order[first + i * batch:first + (i + 1) * batch].astype(np.int32))
-                            for i in range(micro)]
-                    program.step(idxs, Tensor([lr], dtype="float32"))
+                    program.step([order[first + i * batch:first + (i + 1) * batch] for i in range(micro)], lr)
                     st.step += 1
                     st.batch_index = b + 1
                     steps_this_epoch += 1

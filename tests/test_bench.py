@@ -119,7 +119,33 @@ def test_gather_knob_gives_the_same_losses():
         assert p.returncode == 0, p.stderr[-2000:]
         out[variant] = json.loads(p.stdout.strip().splitlines()[-1])
     assert out["trainc"]["loss"] == pytest.approx(out["trainc:gather=fused"]["loss"], rel=1e-5)
-    read = [subprocess.run([sys.executable, "-c", "from trainc.compiler.lower.adapt import GATHER_KERNEL as g; print(g)"],
-                           capture_output=True, text=True, env={**os.environ, "TRAINC_GATHER": v}).stdout.strip()
-            for v in ("kernel", "fused")]
+    code = "from trainc.compiler.lower.adapt import GATHER_KERNEL; print(GATHER_KERNEL)"
+    read = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env={**os.environ, "TRAINC_GATHER": v}).stdout.strip() for v in ("kernel", "fused")]
     assert read == ["True", "False"]
+
+
+THREADS = textwrap.dedent("""
+    import hashlib, json, threading
+    import numpy as np
+    from trainc.compiler.lower.adapt import cpu_threads
+    cpu_threads()
+    from tinygrad import Tensor
+    rng = np.random.default_rng(0)
+    a, b = (Tensor(rng.standard_normal(s, dtype=np.float32)) for s in ((256, 784), (784, 256)))
+    out = (a @ b).relu().sum(axis=0).numpy()  # big enough for tinygrad to split it in pieces
+    workers = sum(t.name == "trainc-cpu" for t in threading.enumerate())
+    print(json.dumps({"digest": hashlib.sha256(out.tobytes()).hexdigest(), "workers": workers}))
+""")
+
+
+def test_cpu_threads_runs_kernel_pieces_on_workers_with_identical_results(tmp_path):
+    def once(**extra):
+        env = {**os.environ, "CACHEDB": str(tmp_path / "cache.db"), "NUM_CPU_THREADS": "2", **extra}
+        p = subprocess.run([sys.executable, "-c", THREADS], capture_output=True, text=True, timeout=120, env=env)
+        assert p.returncode == 0, p.stderr[-2000:]
+        return json.loads(p.stdout.strip().splitlines()[-1])
+
+    on, off = once(), once(TRAINC_CPU_THREADS="0")
+    assert on["workers"] == 1 and off["workers"] == 0
+    assert on["digest"] == off["digest"]

@@ -170,6 +170,13 @@ def test_schedule_command_prints_the_curve(tmp_path):
     assert r.returncode == 1 and "--steps-per-epoch" in r.stderr
 
 
+def test_schedule_of_a_kfold_spec_counts_steps_on_one_fold():
+    # 569 examples, 5 folds: 455 train a fold, 7 full batches of 64 (the loader did not know the folds: E505)
+    r = trainc("schedule", "specs/kfold_logistic.train")
+    assert r.returncode == 0, r.stderr
+    assert "210 steps = 30 epochs of 7 steps" in r.stdout
+
+
 # ---- schedules in real runs ---------------------------------------------------------------------
 
 

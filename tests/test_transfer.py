@@ -85,3 +85,13 @@ def test_a_tensor_that_does_not_fit_is_refused_with_both_shapes(pretrain):
 def test_bad_from_is_a_located_error(pretrain, init, code, message):
     r = run(with_init(init), pretrain, "bad", "stop.max=1 epochs")
     assert r.returncode == 1 and f"error[{code}]: {message}" in r.stderr
+
+
+def test_a_refused_init_leaves_an_existing_run_directory_as_it_was(pretrain):
+    """E509 comes from the lowering: a run directory that held an earlier run keeps its records and weights."""
+    before = {p.name: p.read_bytes() for p in (pretrain / "pretrain").iterdir() if p.is_file()}
+    text = with_init('from("nowhere")')
+    r = run(text, pretrain, "pretrain", "stop.max=1 epochs")  # --out: the finished pretraining run
+    assert r.returncode == 1 and "error[E509]" in r.stderr
+    after = {p.name: p.read_bytes() for p in (pretrain / "pretrain").iterdir() if p.is_file()}
+    assert after == before and "spec.train" in after and "metrics.jsonl" in after

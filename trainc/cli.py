@@ -200,7 +200,7 @@ def run(
         raise typer.Exit(1)
     out_dir = out or Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     fresh = not out_dir.exists()  # removed again if the run fails before training starts
-    if folder is None:
+    if folder is None and folds:
         _write_run_record(out_dir, spec_path, sources[spec_path], base, set_, doc)
     if log_format not in ("text", "json"):
         _usage(f"--log-format takes text or json; got {log_format!r}")
@@ -225,8 +225,13 @@ def run(
     try:
         from .runtime.inference import save_preprocessing
 
-        save_preprocessing(out_dir, spec, ds)  # for `trainc predict` without the training data
-        result = train(spec, ds, out_dir, progress, resume=folder, spec_hash=doc["sha256"], base_dir=base)
+        def ready() -> None:  # the step compiled: only now are an existing directory's records replaced
+            if folder is None:
+                _write_run_record(out_dir, spec_path, sources[spec_path], base, set_, doc)
+            save_preprocessing(out_dir, spec, ds)  # for `trainc predict` without the training data
+
+        result = train(spec, ds, out_dir, progress, resume=folder, spec_hash=doc["sha256"], base_dir=base,
+                       ready=ready)
     except SpecError as e:
         _print_diags(e.diagnostics, sources)
         if fresh and not (out_dir / "metrics.jsonl").exists():  # nothing trained: leave nothing half-written

@@ -11,8 +11,9 @@ so a schedule never recompiles anything.
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -20,7 +21,7 @@ from tinygrad import Context, Device, Tensor, TinyJit, dtypes
 
 from .. import ir
 from ..diagnostics import Diagnostic, SpecError
-from .adapt import GATHER_KERNEL, program_cache, step_jit
+from .adapt import GATHER_KERNEL, cpu_threads, program_cache, step_jit
 from .layers import INIT_IMPL, LAYER_IMPL, MAKE, LayerState
 from .losses import LOSS_IMPL, PAIRWISE
 from .metrics import METRIC_IMPL, MetricCtx, Slot, finish, layout
@@ -112,6 +113,7 @@ class Program:
     predict_step: Callable | None = None  # (x [E, ...]) -> the first loss term's prediction, in the data's units
     loss_scale: Tensor | None = None  # precision = f16: [scale, steps since the last overflow, steps skipped]
     x_dtype: object = None
+    feeds: dict = field(default_factory=dict, repr=False)  # step inputs written from the host: name -> (Tensor, view)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predictions for normalised inputs, in fixed-size chunks (the last one padded) so one graph serves all."""
@@ -124,14 +126,33 @@ class Program:
             out.append(self.predict_step(_to_tensor(part, self.x_dtype)).numpy()[:min(eb, n - start)])
         return np.concatenate(out) if out else np.zeros((0,))
 
-    def step(self, idxs: list[Tensor], lr: Tensor) -> None:
-        """One optimizer step over `accumulate` micro-batches."""
+    def step(self, idxs: list, lr) -> None:
+        """One optimizer step over `accumulate` micro-batches: `idxs` the index arrays (numpy or Tensors), `lr` a
+        float (or a Tensor [1])."""
+        lr = self.feed("lr", lr, np.float32)
         if self.train_step is not None:
-            self.train_step(idxs[0], lr)
+            self.train_step(self.feed("idx", idxs[0], np.int32), lr)
             return
         for idx in idxs:
-            self.micro_step(idx)
+            self.micro_step(self.feed("idx", idx, np.int32))
         self.apply_step(lr)
+
+    def feed(self, name: str, value, dtype) -> Tensor:
+        """A step input from the host, written into a device buffer made once that the jitted step reads.
+        A new Tensor per input per step costs tinygrad a schedule and a copy, ~2 ms (bench/README.md). Only
+        on the CPU, which runs the step before returning, so the buffer is free to be written again."""
+        if isinstance(value, Tensor):
+            return value
+        host = np.ascontiguousarray(value, dtype=dtype).reshape(-1)
+        t, view = self.feeds.get(name, (None, None))
+        if view is None or view.shape != host.shape:
+            t = Tensor(host).realize()
+            if self.device.split(":")[0] != "CPU" or os.environ.get("HCQ2"):  # asynchronous: a new tensor each step
+                return t
+            view = np.frombuffer(t.uop.buffer.as_memoryview(force_zero_copy=True), dtype=dtype)
+            self.feeds[name] = (t, view)
+        view[:] = host
+        return t
 
     def owners(self) -> dict[str, LayerState]:
         return owners(self.layers)
@@ -192,6 +213,8 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
     as they are, the metrics see predictions and targets back in the data's units."""
     program_cache()  # generated kernels kept on disk: a later run skips most of its time to first step
     device = select_device(spec.run)
+    if device.split(":")[0] == "CPU":
+        cpu_threads()  # the pieces of a large kernel on all cores, not one after another
     Tensor.manual_seed(spec.run.seed)
     rng = np.random.default_rng(spec.run.seed)
     model = spec.model

@@ -1,4 +1,6 @@
-"""Adapters over tinygrad 0.14's internals, each kept because a measurement justifies it (bench/README.md).
+"""Adapters over tinygrad 0.14's internals, each kept because a measurement justifies it (bench/README.md):
+the kernel program cache (below), the batch gather's kernel (GATHER_KERNEL), BEAM for the training step
+(step_jit) and parallel CPU kernels (cpu_threads).
 
 `program_cache()`: tinygrad keeps the kernels it has generated (AST -> rendered and compiled
 program) in an in-memory dict, so every new process generates every kernel again; on disk it
@@ -98,3 +100,88 @@ def program_cache() -> None:
     ops_cpu.do_to_program = device_program
     _installed.add("program_cache")
 
+
+
+def cpu_threads() -> None:
+    """Run the pieces of a threaded CPU kernel at the same time. Idempotent; off with TRAINC_CPU_THREADS=0 or
+    OMP_NUM_THREADS=1 (what `trainc sweep` sets when its trials share the cores).
+
+    tinygrad 0.14 compiles a large CPU kernel in NUM_CPU_THREADS pieces (its `core_id` argument) and runs them
+    one after another on the calling thread (`CPUProgram.__call__`). Here piece 0 runs on the calling thread
+    and the others on worker threads (a ctypes call releases the GIL); a piece that no worker has started by
+    the time the caller is done with its own, the caller runs itself, so a busy machine whose cores are taken
+    costs little more than running serially. The pieces write disjoint outputs: results are identical."""
+    if "cpu_threads" in _installed or os.environ.get("TRAINC_CPU_THREADS", "1") == "0" or \
+            os.environ.get("OMP_NUM_THREADS") == "1":
+        return
+    import ctypes
+    import threading
+
+    from tinygrad.runtime.ops_cpu import CPUProgram
+
+    serial = CPUProgram.__call__
+
+    class Piece:
+        __slots__ = ("fxn", "args", "claim", "done", "error")
+
+        def __init__(self, fxn, args):
+            self.fxn, self.args, self.error = fxn, args, None
+            self.claim, self.done = threading.Lock(), threading.Event()
+
+        def run(self) -> None:
+            try:
+                self.fxn(*self.args)
+            except BaseException as e:  # raised again on the calling thread
+                self.error = e
+            finally:
+                self.done.set()
+
+    class Worker(threading.Thread):
+        def __init__(self):
+            super().__init__(daemon=True, name="trainc-cpu")
+            self.wake, self.piece = threading.Semaphore(0), None
+
+        def run(self):
+            while True:
+                self.wake.acquire()
+                piece = self.piece
+                if piece is not None and piece.claim.acquire(blocking=False):
+                    piece.run()
+
+    workers: list[Worker] = []
+    lock = threading.Lock()  # one kernel at a time uses the workers
+
+    def parallel(self, *bufs, global_size=(1, 1, 1), local_size=(1, 1, 1), vals=(), wait=False, timeout=None):
+        slot = self.runtimevars.get("core_id")
+        if slot is None or self.lvp or global_size[0] < 2 or not lock.acquire(blocking=False):
+            return serial(self, *bufs, global_size=global_size, local_size=local_size, vals=vals, wait=wait,
+                          timeout=timeout)
+        try:
+            import time
+
+            st = time.perf_counter()
+            raw = [*[b.va_addr for b in bufs], *vals]
+            pieces = []
+            for tid in range(global_size[0]):
+                raw[slot] = tid
+                pieces.append(Piece(self.fxn, [ctypes.c_uint64(x) for x in raw]))
+            while len(workers) < len(pieces) - 1:
+                workers.append(Worker())
+                workers[-1].start()
+            for w, piece in zip(workers, pieces[1:]):
+                w.piece = piece
+                w.wake.release()
+            pieces[0].fxn(*pieces[0].args)
+            for piece in pieces[1:]:
+                if piece.claim.acquire(blocking=False):  # no worker has started it: run it here
+                    piece.run()
+                else:
+                    piece.done.wait()
+                if piece.error is not None:
+                    raise piece.error
+            return time.perf_counter() - st if wait else None
+        finally:
+            lock.release()
+
+    CPUProgram.__call__ = parallel
+    _installed.add("cpu_threads")
