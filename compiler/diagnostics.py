@@ -63,9 +63,9 @@ def render(d: Diagnostic, source: str | None, color: bool = False) -> str:
     red, blue, bold, reset = ("\x1b[31m", "\x1b[34m", "\x1b[1m", "\x1b[0m") if color else ("",) * 4
     sev = red + d.severity + reset if d.severity == "error" else "\x1b[33m" * color + d.severity + reset
     out = [f"{bold}{d.span}{reset}: {sev}[{d.code}]: {bold}{d.message}{reset}"]
-    lines = source.splitlines() if source is not None else []
+    lines = source.split("\n") if source is not None else []  # as the parser counts: not str.splitlines()'s \r, \f
     if 1 <= d.span.line <= len(lines):
-        text = lines[d.span.line - 1].rstrip("\n").expandtabs(1)
+        text = lines[d.span.line - 1].removesuffix("\r").expandtabs(1)
         gutter = " " * len(str(d.span.line))
         start = max(d.span.col, 1)
         end = d.span.end_col if d.span.end_line == d.span.line and d.span.end_col > start else len(text) + 1

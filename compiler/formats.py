@@ -29,6 +29,8 @@ CODES = {
     "E103": "unterminated string",
     "E104": "positional argument after a keyword argument",
     "E105": "unknown escape in a string",
+    "E106": "nested too deep (more than 100 levels of brackets, calls and operators)",
+    "E107": "a whole number with too many digits to read",
     "E201": "unknown layer, loss, optimizer, schedule, metric, initialiser, source or stopping rule",
     "E202": "unknown argument of a call or block",
     "E203": "unknown section, or input/block outside the model",

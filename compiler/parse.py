@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
-from lark import Token, Transformer, v_args
+from lark import Token, Transformer_NonRecursive, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from ..grammar import parser
@@ -40,6 +41,15 @@ TOKEN_WORDS = {
 
 ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
 
+# The later passes (resolve, check, fmt, the language server) walk the syntax tree recursively, a few frames
+# per level: deeper nesting is refused here, where its position is known, instead of overflowing Python's
+# stack there. At 100 levels lint takes under half of the default 1000 frames, fmt under 800.
+MAX_DEPTH = 100
+# What counts as a level: every bracket and operator that leaves a node (parentheses leave none).
+NESTING = {"section", "block_def", "call", "list", "record", "repeat", "neg", "add", "sub", "mul", "div", "compare",
+           "then", "pipeline"}
+MAX_DIGITS = 4300  # of a whole number: Python's default limit on int(str), past which it raises ValueError
+
 
 def _word(tok_type: str) -> str:
     if tok_type in TOKEN_WORDS:
@@ -57,30 +67,51 @@ def _terminal_text(tok_type: str) -> str | None:
     return None
 
 
-def _span(file: str, meta) -> ir.Span:
+def _span(file: str, meta, lines: int = 0) -> ir.Span:
     if getattr(meta, "empty", False):
         return ir.Span(file, 1, 1, 1, 1)
-    return ir.Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
+    return ir.Span(file, meta.line + lines, meta.column, meta.end_line + lines, meta.end_column)
 
 
-def _tok_span(file: str, tok: Token) -> ir.Span:
-    return ir.Span(file, tok.line, tok.column, tok.end_line, tok.end_column)
+def _tok_span(file: str, tok: Token, lines: int = 0) -> ir.Span:
+    return ir.Span(file, tok.line + lines, tok.column, tok.end_line + lines, tok.end_column)
+
+
+def _shift(d: Diagnostic, lines: int) -> Diagnostic:
+    """A diagnostic of a piece of text moved down to where the piece starts in its file."""
+    s = d.span
+    return dataclasses.replace(d, span=ir.Span(s.file, s.line + lines, s.col, s.end_line + lines, s.end_col))
 
 
 def _number(text: str) -> int | float:
     return int(text) if text.isdigit() else float(text)
 
 
-class _Build(Transformer):
-    """Lark tree -> ir syntax nodes. One method per grammar rule or alias."""
+class _Build(Transformer_NonRecursive):
+    """Lark tree -> ir syntax nodes. One method per grammar rule or alias. Not recursive: the depth
+    is bounded by `_too_nested` for the passes after, not by Python's stack here.
 
-    def __init__(self, file: str):
+    `lines`: how many lines of the file come before the text parsed (see `parse_partial`)."""
+
+    def __init__(self, file: str, lines: int = 0):
         super().__init__()
-        self.file = file
+        self.file, self.lines = file, lines
         self.errors: list[Diagnostic] = []
 
     def s(self, meta) -> ir.Span:
-        return _span(self.file, meta)
+        return _span(self.file, meta, self.lines)
+
+    def tok(self, tok: Token) -> ir.Span:
+        return _tok_span(self.file, tok, self.lines)
+
+    def num(self, tok: Token) -> int | float:
+        text = str(tok)
+        if text.isdigit() and len(text) > MAX_DIGITS:
+            self.errors.append(Diagnostic(code="E107", message=f"a whole number of {len(text)} digits, too long to "
+                                          "read", span=self.tok(tok), help=f"a whole number has at most {MAX_DIGITS} "
+                                          "digits"))
+            return 0
+        return _number(text)
 
     @v_args(meta=True)
     def start(self, meta, items):
@@ -89,7 +120,7 @@ class _Build(Transformer):
     @v_args(meta=True)
     def section(self, meta, c):
         name, body = c
-        return ir.Section(name=str(name), body=body, name_span=_tok_span(self.file, name), span=self.s(meta))
+        return ir.Section(name=str(name), body=body, name_span=self.tok(name), span=self.s(meta))
 
     def body(self, stmts):
         return tuple(stmts)
@@ -97,7 +128,7 @@ class _Build(Transformer):
     @v_args(meta=True)
     def entry(self, meta, c):
         key, value = c
-        return ir.Entry(key=str(key), value=value, key_span=_tok_span(self.file, key), span=self.s(meta))
+        return ir.Entry(key=str(key), value=value, key_span=self.tok(key), span=self.s(meta))
 
     @v_args(meta=True)
     def input_decl(self, meta, c):
@@ -105,7 +136,7 @@ class _Build(Transformer):
         return ir.InputDecl(name=str(name), dtype=str(dtype), dims=dims or (), span=self.s(meta))
 
     def dims(self, toks):
-        return tuple(_number(str(t)) for t in toks)
+        return tuple(self.num(t) for t in toks)
 
     @v_args(meta=True)
     def block_def(self, meta, c):
@@ -153,15 +184,15 @@ class _Build(Transformer):
 
     @v_args(meta=True)
     def number(self, meta, c):
-        return ir.Number(value=_number(str(c[0])), span=self.s(meta))
+        return ir.Number(value=self.num(c[0]), span=self.s(meta))
 
     @v_args(meta=True)
     def quantity(self, meta, c):
-        return ir.Quantity(value=_number(str(c[0])), unit=str(c[1]), span=self.s(meta))
+        return ir.Quantity(value=self.num(c[0]), unit=str(c[1]), span=self.s(meta))
 
     @v_args(meta=True)
     def percent(self, meta, c):
-        return ir.Quantity(value=_number(str(c[0])), unit="%", span=self.s(meta))
+        return ir.Quantity(value=self.num(c[0]), unit="%", span=self.s(meta))
 
     @v_args(meta=True)
     def string(self, meta, c):
@@ -248,7 +279,9 @@ def _syntax_diagnostic(e: UnexpectedInput, path: str, text: str) -> Diagnostic:
         return Diagnostic(code="E101", message=f"unexpected character {ch!r}", span=span,
                           help="names are letters, digits and '_'; comments start with '#'")
     if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
-        lines = text.splitlines() or [""]
+        lines = text.split("\n")  # Lark counts lines by "\n" only (not str.splitlines()'s \r, \f, \u2028, ...)
+        if len(lines) > 1 and not lines[-1]:
+            lines.pop()  # after a final new line: at the end of the line before
         line = len(lines)
         span = ir.Span(path, line, len(lines[-1]) + 1, line, len(lines[-1]) + 2)
         expected = sorted({_word(t) for t in e.expected if not t.startswith("_") or t == "_NL"})
@@ -262,7 +295,7 @@ def _syntax_diagnostic(e: UnexpectedInput, path: str, text: str) -> Diagnostic:
         span = ir.Span(path, tok.line, tok.column, tok.line, tok.column + 1)
     expected = sorted({_word(t) for t in e.expected})
     help_ = f"expected {_join(expected)}"
-    before = text.splitlines()[tok.line - 1][: tok.column - 1] if tok.line else ""
+    before = text.split("\n")[tok.line - 1][: tok.column - 1] if tok.line else ""
     glued = re.search(r"[0-9.]\s+([A-Za-z_]\w*)\s*$", before)
     if tok.type == "EQUAL" and glued:
         # `batch = 64 shuffle = true`: the parser read `64 shuffle` as a number with a unit
@@ -306,7 +339,7 @@ def parse_partial(text: str, path: str) -> tuple[ir.File, list[Diagnostic], froz
 
     A valid file is parsed once, as a whole. Otherwise it is split into top-level items (a
     `name { ... }` section to its matching brace, a `name = value` entry to the end of its
-    brackets) and each is parsed on its own, at its own lines, so positions stay exact.
+    brackets) and each is parsed on its own, its positions moved down to its own lines.
 
     >>> [d.code for d in parse_partial("data {\\n  batch 64\\n}\\nloss = mse(y, target)\\n", "t")[1]]
     ['E102']
@@ -317,9 +350,8 @@ def parse_partial(text: str, path: str) -> tuple[ir.File, list[Diagnostic], froz
         pass
     items, problems, broken = [], [], set()
     for chunk in _chunks(text):
-        padded = "\n" * (chunk.line - 1) + chunk.text  # the item at its own line: Lark counts the positions
         try:
-            items += _parse_text(padded, path, unclosed=chunk.unclosed).items
+            items += _parse_text(chunk.text, path, unclosed=chunk.unclosed, lines=chunk.line - 1).items
         except SpecError as e:
             problems += e.diagnostics
             broken.add(chunk.name)
@@ -329,22 +361,50 @@ def parse_partial(text: str, path: str) -> tuple[ir.File, list[Diagnostic], froz
     return ir.File(items=tuple(items), span=span), problems, frozenset(broken)
 
 
-def _parse_text(text: str, path: str, unclosed: tuple[int, int, str, int] | None = None) -> ir.File:
+def _parse_text(text: str, path: str, unclosed: tuple[int, int, str, int] | None = None, lines: int = 0) -> ir.File:
+    """`text` as a file, its positions moved down by `lines`; `unclosed` (in the file's lines) as `_Chunk`'s."""
     try:
         tree = parser().parse(text, start="start")
-        build = _Build(path)
-        out = build.transform(tree)
     except UnexpectedInput as e:
         tok = getattr(e, "token", None)
         at_end = isinstance(e, UnexpectedEOF) or (tok is not None and tok.type == "$END")
         closer = tok is not None and tok.type in ("RBRACE", "RPAR", "RSQB") and unclosed is not None and \
-            (tok.line, tok.column) > unclosed[:2]
+            (tok.line + lines, tok.column) > unclosed[:2]
         if unclosed and (at_end or closer):  # say which bracket is left open, not "end of file" or "unexpected '}'"
             raise SpecError([_unclosed_diagnostic(unclosed, path)]) from None
-        raise SpecError([_syntax_diagnostic(e, path, text)]) from None
+        raise SpecError([_shift(_syntax_diagnostic(e, path, text), lines)]) from None
+    return _build(tree, path, lines)
+
+
+def _build(tree: Tree, path: str, lines: int = 0):
+    """A Lark tree -> ir syntax nodes, or SpecError: nested too deep, or what _Build found (E104, E105, E107)."""
+    deep = _too_nested(tree, path, lines)
+    if deep:
+        raise SpecError([deep])
+    build = _Build(path, lines)
+    out = build.transform(tree)
     if build.errors:
         raise SpecError(build.errors)
     return out
+
+
+def _too_nested(tree: Tree, path: str, lines: int = 0) -> Diagnostic | None:
+    """E106 at the first node nested more than MAX_DEPTH deep (without recursing: it may be thousands)."""
+    deepest, first, stack = 0, None, [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if node.data in NESTING:
+            depth += 1
+            if depth > MAX_DEPTH and first is None:
+                first = node
+            deepest = max(deepest, depth)
+        stack += [(c, depth) for c in reversed(node.children) if isinstance(c, Tree)]  # reversed: the first on top
+    if first is None:
+        return None
+    m = first.meta
+    return Diagnostic(code="E106", message=f"nested {deepest} deep, more than the {MAX_DEPTH} levels trainc reads",
+                      span=ir.Span(path, m.line + lines, m.column, m.line + lines, m.column + 1),
+                      help="each bracket, call and operator is a level; name the inner parts (a block, a value)")
 
 
 def _unclosed_diagnostic(unclosed: tuple[int, int, str, int], path: str) -> Diagnostic:
@@ -370,6 +430,7 @@ _NAME = re.compile(r"\s*([A-Za-z_]\w*)")
 
 
 _OPENER = {"}": "{", ")": "(", "]": "["}
+_BLANK = re.compile(r"[ \t\f]*(#[^\n]*)?\r?\n?")  # blank to the lexer: not str.strip()'s \r, \v, NBSP, ...
 
 
 def _indent(line: str) -> int:
@@ -405,7 +466,7 @@ def _chunks(text: str) -> list[_Chunk]:
             close(n)
             start, stack, unclosed = None, [], None
         if start is None:
-            if not line.strip() or line.lstrip().startswith("#"):
+            if _BLANK.fullmatch(line):
                 continue  # blank and comment lines between items belong to none
             start = n
         i = 0
@@ -439,10 +500,6 @@ def parse_expr(text: str, path: str) -> ir.Expr:
     """Parse one value, as given on the command line (`--set stop.max="3 epochs"`)."""
     try:
         tree = parser().parse(text, start="expr")
-        build = _Build(path)
-        out = build.transform(tree)
     except UnexpectedInput as e:
         raise SpecError([_syntax_diagnostic(e, path, text)]) from None
-    if build.errors:
-        raise SpecError(build.errors)
-    return out
+    return _build(tree, path)

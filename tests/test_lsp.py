@@ -312,6 +312,26 @@ def test_a_position_inside_a_surrogate_pair_is_its_character():
     assert lsp.Lines("🙂b").offset(_pos(0, 1)) == (0, 0)
 
 
+def test_a_lone_surrogate_counts_as_its_three_bytes_in_utf8():  # JSON carries them; was a UnicodeEncodeError
+    assert [lsp.units("a\ud800b", e) for e in ("utf-8", "utf-16", "utf-32")] == [5, 3, 3]
+
+
+def test_a_bug_in_trainc_is_an_internal_error_not_a_crash(monkeypatch):
+    """lint raising: diagnostics says so (E000, at the start); parse raising: hover and symbols answer nothing."""
+    def boom(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(lsp, "lint", boom)
+    (d,) = lsp.diagnostics("loss = 1\n", "t.train")
+    assert (d.code, d.range.start) == ("E000", _pos(0, 0))
+    assert d.message.startswith("internal error: RuntimeError: boom\n")
+    monkeypatch.setattr(lsp, "parse", boom)
+    lsp.analyze.cache_clear()
+    assert lsp.analyze("loss = 2\n", "t.train") == lsp.Analysis(None, None)
+    assert lsp.symbols("loss = 2\n", "t.train") == []
+    lsp.analyze.cache_clear()  # no answer of the broken parser for later tests
+
+
 @pytest.mark.parametrize("text, expected, unexpected", [
     ("loss = ", {"cross_entropy", "mse"}, {"adam"}),
     ("optimizer = adam(lr = 1e-3, ", {"b1", "groups", "freeze"}, {"lr"}),

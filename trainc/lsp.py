@@ -48,7 +48,7 @@ def units(s: str, encoding: str = "utf-16") -> int:
     if encoding == "utf-32":
         return len(s)
     if encoding == "utf-8":
-        return len(s.encode("utf-8"))
+        return len(s.encode("utf-8", "surrogatepass"))  # a lone surrogate (JSON carries them): 3 bytes
     return len(s) + sum(ord(c) > 0xFFFF for c in s)
 
 
@@ -111,6 +111,9 @@ def analyze(text: str, path: str) -> Analysis:
     try:
         file = parse(text, path)
     except SpecError:
+        return Analysis(None, None)
+    except Exception:  # a bug in the parser: diagnostics() reports it (E000); hover and symbols stay up
+        log.exception("parse failed")
         return Analysis(None, None)
     try:
         spec, _ = check_file(file, path)
@@ -707,7 +710,7 @@ def diagnostics(text: str, path: str, encoding: str = "utf-16") -> list[types.Di
         found = lint(text, path)
     except Exception as e:  # a bug in trainc: say so where the user looks, instead of going quiet
         log.exception("lint failed")
-        return [types.Diagnostic(range=lines.range(ir.NOWHERE), source="trainc",
+        return [types.Diagnostic(range=lines.range(ir.NOWHERE), source="trainc", code="E000",
                                  message=f"internal error: {type(e).__name__}: {e}\nthis is a bug in trainc; "
                                          "please report it", severity=types.DiagnosticSeverity.Error)]
     return [to_lsp(d, lines) for d in found]
