@@ -131,33 +131,33 @@ def test_log_format_json_streams_one_object_per_line(tmp_path):
     assert bad.returncode == 2 and "--log-format takes text or json" in bad.stderr
 
 
-def test_killed_at_random_moments_and_resumed_each_time_ends_bit_exact(tmp_path, reference):
+def test_killed_at_random_moments_and_resumed_each_time_ends_bit_exact(tmp_path):
     """Real signals from outside, at moments drawn at random (seeded): SIGKILL and SIGTERM alternate, each
     process after the first resumes the one before; wherever the kills land (start-up, a step, a checkpoint
-    write), the last complete checkpoint loads and the run ends as if never stopped."""
+    write), the last complete checkpoint loads and the run ends as if never stopped. 8 epochs (about 4 s of
+    steps) so that three kills within 2 s of each start land before the end on any machine."""
     import random
     import signal
     import time
 
+    sets = ["--set", "stop.max=8 epochs", *SETS[2:]]
+    ref, out = tmp_path / "ref", tmp_path / "killed"
+    assert trainc(ref, sets=sets).returncode == 0
     rng = random.Random(7)
     env = {k: v for k, v in os.environ.items() if k != "TRAINC_FAULT"}
-    landed, codes = 0, []
-    for attempt in range(12):
-        started = ck.pointed(tmp_path / "checkpoints", "latest") is not None
-        extra = ["--resume"] if started else []
-        p = subprocess.Popen([EXE, "run", SPEC, "-q", "--out", str(tmp_path), *SETS, *extra],
+    codes = []
+    for attempt in range(4):
+        started = ck.pointed(out / "checkpoints", "latest") is not None
+        p = subprocess.Popen([EXE, "run", SPEC, "-q", "--out", str(out), *sets, *(["--resume"] if started else [])],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        if landed < 5:
-            time.sleep(rng.uniform(0.8, 2.5))
+        if attempt < 3:
+            time.sleep(rng.uniform(0.5, 2.0))
             p.send_signal(signal.SIGKILL if attempt % 2 == 0 else signal.SIGTERM)
         _, err = p.communicate(timeout=600)
         codes.append(p.returncode)
-        assert p.returncode in (0, -9, -15, 130) and "Traceback" not in err, err
-        if p.returncode == 0:
-            break
-        landed += 1
-        latest = ck.pointed(tmp_path / "checkpoints", "latest")
+        assert "Traceback" not in err, err
+        latest = ck.pointed(out / "checkpoints", "latest")
         if latest is not None:
-            ck.load(tmp_path / "checkpoints" / latest)  # whole: it loads and its checksums hold
-    assert codes[-1] == 0 and landed >= 3, codes
-    assert_same_run(reference, tmp_path)
+            ck.load(out / "checkpoints" / latest)  # whole: it loads and its checksums hold
+    assert codes[:3] in ([-9, 130, -9], [-9, -15, -9]) and codes[3] == 0, codes  # -15: during start-up
+    assert_same_run(ref, out)
