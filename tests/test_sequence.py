@@ -138,32 +138,65 @@ def test_lstm_matches_a_numpy_cell():
     np.testing.assert_allclose(last, want[:, -1], rtol=1e-4, atol=1e-5)
 
 
-def test_lstm_gradients_match_torch():
-    torch = pytest.importorskip("torch")
+def recurrent_gradients(op: str, x: np.ndarray, r: np.ndarray, p: dict[str, np.ndarray], dtype=np.float32):
+    """The gradients of sum(layer(x) * r) with respect to x and every parameter, from tinygrad."""
     from tinygrad import Tensor
     from trainc.compiler.lower import LAYER_IMPL, LayerState
 
+    ps = {k: Tensor(v.astype(dtype)) for k, v in p.items()}
+    xt = Tensor(x.astype(dtype))
+    y = LAYER_IMPL[op](xt, LayerState(params=ps), {"units": H, "return_sequences": True, "bidirectional": True},
+                       True)
+    grads = (y * Tensor(r.astype(dtype))).sum().gradient(xt, *ps.values())
+    Tensor.realize(*grads)  # one schedule for every gradient
+    return [g.numpy() for g in grads]
+
+
+@pytest.mark.parametrize("op", ["rnn", "lstm", "gru"])
+def test_recurrent_gradients_match_finite_differences(op):
+    """In float64, against central differences of the layer's own forward (itself checked against torch and
+    numpy above), along a random direction in every input and parameter at once."""
+    from tinygrad import Tensor
+    from trainc.compiler.lower import LAYER_IMPL, LayerState
+
+    rng = np.random.default_rng(8)
+    t_len = 3
+    x, r = rng.normal(size=(B, t_len, D)), rng.normal(size=(B, t_len, 2 * H))
+    p = make(op, tt(ir.DType.f32, (t_len, D)), seed=9, units=H, return_sequences=True, bidirectional=True)
+    grads = recurrent_gradients(op, x, r, p, np.float64)
+    dirs = [rng.normal(size=x.shape)] + [rng.normal(size=v.shape) for v in p.values()]
+
+    def loss(eps: float) -> float:
+        ps = {k: Tensor(v + eps * d) for (k, v), d in zip(p.items(), dirs[1:])}
+        y = LAYER_IMPL[op](Tensor(x + eps * dirs[0]), LayerState(params=ps),
+                           {"units": H, "return_sequences": True, "bidirectional": True}, True)
+        return float((y.numpy() * r).sum())
+
+    eps = 1e-5
+    numeric = (loss(eps) - loss(-eps)) / (2 * eps)
+    analytic = sum(float((g * d).sum()) for g, d in zip(grads, dirs))
+    assert analytic == pytest.approx(numeric, rel=1e-6)
+
+
+@pytest.mark.parametrize("op", ["rnn", "lstm", "gru"])
+def test_recurrent_gradients_match_torch(op):
+    torch = pytest.importorskip("torch")
     rng = np.random.default_rng(5)
     t_len = 3  # three steps carry gradients through time; fewer kernels to compile
     x = rng.normal(size=(B, t_len, D))
     r = rng.normal(size=(B, t_len, 2 * H))  # loss = sum(y * r): a gradient that differs per output
-    p = make("lstm", tt(ir.DType.f32, (t_len, D)), seed=6, units=H, return_sequences=True, bidirectional=True)
-    ps = {k: Tensor(v.astype(np.float32)) for k, v in p.items()}
-    xt = Tensor(x.astype(np.float32))
-    y = LAYER_IMPL["lstm"](xt, LayerState(params=ps), {"units": H, "return_sequences": True, "bidirectional": True},
-                           True)
-    names = list(ps)
-    grads = (y * Tensor(r.astype(np.float32))).sum().gradient(xt, *ps.values())
-    Tensor.realize(*grads)  # one schedule for every gradient
+    p = make(op, tt(ir.DType.f32, (t_len, D)), seed=6, units=H, return_sequences=True, bidirectional=True)
+    names = list(p)
+    grads = recurrent_gradients(op, x, r, p)
 
-    m = torch_module("lstm", p, bidirectional=True)
+    m = torch_module(op, p, bidirectional=True)
     tx = torch.from_numpy(x).requires_grad_()
     (m(tx)[0] * torch.from_numpy(r)).sum().backward()
-    np.testing.assert_allclose(grads[0].numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(grads[0], tx.grad.numpy(), rtol=1e-4, atol=1e-5)
     for k, g in zip(names, grads[1:]):
         base, rev = (k[:-8], "_reverse") if k.endswith("_reverse") else (k, "")
         want = getattr(m, TORCH_NAMES[base] + rev).grad.numpy()
-        np.testing.assert_allclose(g.numpy(), want, rtol=1e-4, atol=1e-5, err_msg=k)
+        np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-5, err_msg=k)
 
 
 # ---------------------------------------------------------------------------------------------

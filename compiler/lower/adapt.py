@@ -101,6 +101,10 @@ def program_cache() -> None:
     _installed.add("program_cache")
 
 
+# A kernel whose first (serial) run took less than this stays on the calling thread: waking a worker costs tens
+# of microseconds, more than it saves on the LSTM's 60 us kernels (bench/README.md, lever c)
+MIN_PARALLEL_S = 200e-6
+
 
 def cpu_threads() -> None:
     """Run the pieces of a threaded CPU kernel at the same time. Idempotent; off with TRAINC_CPU_THREADS=0 or
@@ -110,12 +114,14 @@ def cpu_threads() -> None:
     one after another on the calling thread (`CPUProgram.__call__`). Here piece 0 runs on the calling thread
     and the others on worker threads (a ctypes call releases the GIL); a piece that no worker has started by
     the time the caller is done with its own, the caller runs itself, so a busy machine whose cores are taken
-    costs little more than running serially. The pieces write disjoint outputs: results are identical."""
+    costs little more than running serially. A kernel runs serially the first time, timed, and stays serial if
+    it took under MIN_PARALLEL_S. The pieces write disjoint outputs: results are identical."""
     if "cpu_threads" in _installed or os.environ.get("TRAINC_CPU_THREADS", "1") == "0" or \
             os.environ.get("OMP_NUM_THREADS") == "1":
         return
     import ctypes
     import threading
+    import time
 
     from tinygrad.runtime.ops_cpu import CPUProgram
 
@@ -153,12 +159,17 @@ def cpu_threads() -> None:
 
     def parallel(self, *bufs, global_size=(1, 1, 1), local_size=(1, 1, 1), vals=(), wait=False, timeout=None):
         slot = self.runtimevars.get("core_id")
-        if slot is None or self.lvp or global_size[0] < 2 or not lock.acquire(blocking=False):
+        big = getattr(self, "_trainc_big", None)
+        if big is None and slot is not None:  # the first call runs serially, timed: is the kernel worth a fork-join?
+            st = time.perf_counter()
+            out = serial(self, *bufs, global_size=global_size, local_size=local_size, vals=vals, wait=wait,
+                         timeout=timeout)
+            self._trainc_big = time.perf_counter() - st >= MIN_PARALLEL_S
+            return out
+        if not big or self.lvp or global_size[0] < 2 or not lock.acquire(blocking=False):
             return serial(self, *bufs, global_size=global_size, local_size=local_size, vals=vals, wait=wait,
                           timeout=timeout)
         try:
-            import time
-
             st = time.perf_counter()
             raw = [*[b.va_addr for b in bufs], *vals]
             pieces = []

@@ -47,24 +47,48 @@ def _rec(h: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
     return (h @ w_hh.T + b_hh).contiguous().contiguous_backward()
 
 
+def _saved(x: Tensor, y: Tensor, dy: Callable[[Tensor], Tensor]) -> Tensor:
+    """y = f(x), realized once, whose gradient is dy(y): the backward reads y instead of recomputing f.
+
+    tinygrad differentiates sigmoid and tanh through their primitives (exp2, reciprocal), and its
+    backward kernels recompute those from x; the clang renderer expands each exp2 into a polynomial,
+    once per gate a kernel touches. Measured on the benchmark's LSTM: 645 -> 62 us for the gates'
+    backward kernel, 51 -> 27 ms a step (bench/README.md). The value is y exactly (x - x is 0); the
+    gradient is the same function of y, up to rounding."""
+    y = y.contiguous()
+    return y + (x - x.detach()) * dy(y)
+
+
+def _sigmoid(x: Tensor) -> Tensor:
+    return _saved(x, x.detach().sigmoid(), lambda y: y * (1 - y))
+
+
+def _tanh(x: Tensor) -> Tensor:
+    return _saved(x, x.detach().tanh(), lambda y: 1 - y * y)
+
+
 def _cell(op: str) -> Callable:
     """(input projection at t [B, G*H], state, W_hh, b_hh) -> new state; state is (h,) or (h, c)."""
 
     def rnn(xp, state, w_hh, b_hh):
-        return ((xp + _rec(state[0], w_hh, b_hh)).tanh(),)
+        return (_tanh(xp + _rec(state[0], w_hh, b_hh)),)
 
     def lstm(xp, state, w_hh, b_hh):
         h, c = state
-        i, f, g, o = (xp + _rec(h, w_hh, b_hh)).chunk(4, dim=1)
-        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-        return o.sigmoid() * c.tanh(), c
+        z = xp + _rec(h, w_hh, b_hh)  # [B, 4H]: the gates i, f, g, o
+        units = z.shape[1] // 4
+        col = Tensor.arange(4 * units).to(z.device)
+        is_g = (col >= 2 * units) & (col < 3 * units)
+        s = _sigmoid(z * is_g.where(2.0, 1.0))  # one sigmoid for the four: tanh(z) = 2 sigmoid(2z) - 1 (as tinygrad)
+        i, f, g, o = is_g.where(2.0 * s - 1.0, s).chunk(4, dim=1)
+        c = f * c + i * g
+        return o * _tanh(c), c
 
     def gru(xp, state, w_hh, b_hh):
         h = state[0]
-        xr, xz, xn = xp.chunk(3, dim=1)
-        hr, hz, hn = _rec(h, w_hh, b_hh).chunk(3, dim=1)
-        r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
-        n = (xn + r * hn).tanh()
+        rec, two = _rec(h, w_hh, b_hh), 2 * h.shape[1]
+        r, z = _sigmoid(xp[:, :two] + rec[:, :two]).chunk(2, dim=1)  # one sigmoid for both gates
+        n = _tanh(xp[:, two:] + r * rec[:, two:])
         return ((1 - z) * n + z * h,)
 
     return {"rnn": rnn, "lstm": lstm, "gru": gru}[op]
