@@ -591,7 +591,8 @@ def _fit_normalizer(kind: str, x: np.ndarray, span: ir.Span) -> Normalizer:
 
 
 def load_data(data: ir.Data, base_dir: pathlib.Path, seed: int, fold: int | None = None) -> Dataset:
-    """Read, split, encode and normalise the data a spec describes."""
+    """Read, split, encode and normalise the data a spec describes; with `split = kfold(k)`, the given fold
+    as the val split (fold 0 when none is given)."""
     base_dir = pathlib.Path(base_dir)
     task = data.task
     classify = task is ir.Task.classification

@@ -12,10 +12,10 @@ import json
 import math
 import os
 import time
-from typing import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 

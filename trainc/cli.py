@@ -188,7 +188,7 @@ def run(
             raise typer.Exit(1) from None
         _check_same_spec(out, doc, force)
     try:
-        ds = load_data(spec.data, base, spec.run.seed, fold=0 if folds else None)
+        ds = load_data(spec.data, base, spec.run.seed)  # a k-fold spec: its first fold
     except DataError as e:
         _print_diags([e.diagnostic], sources)
         raise typer.Exit(1) from None
@@ -341,7 +341,7 @@ def _data_checks(spec: ir.Spec, path: str) -> list[Diagnostic]:
     from .runtime.loop import check_against_data
 
     try:  # a k-fold split is checked on its first fold, as `trainc run` starts with it
-        ds = load_data(spec.data, base, spec.run.seed, fold=0 if spec.data.split and spec.data.split.folds else None)
+        ds = load_data(spec.data, base, spec.run.seed)
     except DataError as e:
         return [e.diagnostic]
     return check_against_data(spec, ds)
