@@ -53,7 +53,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp=.venv/.trainc-installed
-want=$(cat pyproject.toml | "$PY" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
+want=$(cat pyproject.toml setup.py | "$PY" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ ! -x .venv/bin/trainc ]; then
   say "installing trainc and its dependencies into .venv (lark, tinygrad, numpy, pyyaml, typer, pytest, matplotlib)"
   .venv/bin/python -m pip install --disable-pip-version-check -q -e '.[test,plot]' ||
