@@ -12,6 +12,7 @@ from dataclasses import replace
 from . import catalog as C
 from . import ir
 from .diagnostics import Diagnostic, did_you_mean, one_of
+from .summary import over_memory
 
 
 def infer_shapes(model: ir.Model) -> tuple[ir.Model, list[Diagnostic]]:
@@ -192,7 +193,8 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
                                 "= 0) with regularization.weight_decay"))
     diags += _schedule_checks(spec)
     diags += _data_checks(spec)
-    return spec, diags
+    too_big = over_memory(spec)  # before `run` creates anything: a model that cannot fit is refused here
+    return spec, diags + ([too_big] if too_big else [])
 
 
 AUGMENT_INPUTS = {  # an augmentation's `input` kind -> (does it fit the input type, what it needs)

@@ -13,6 +13,8 @@ E4xx shapes, E5xx data, E6xx devices and runtime.
 from __future__ import annotations
 
 import difflib
+import re
+from array import array
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -47,6 +49,8 @@ def sort_key(d: Diagnostic):
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A help line for a misspelt name, or None when nothing is close."""
+    if len(word) > 100:  # no name is that long: not worth comparing (difflib's time grows with it)
+        return None
     choices = sorted(set(choices))
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     if close:
@@ -58,27 +62,106 @@ def one_of(choices: Iterable[str]) -> str:
     return "expected one of: " + ", ".join(sorted(set(choices)))
 
 
-def render(d: Diagnostic, source: str | None, color: bool = False) -> str:
-    """`path:line:col: error[CODE]: message`, the source line, a caret under the span, `help:`."""
-    red, blue, bold, reset = ("\x1b[31m", "\x1b[34m", "\x1b[1m", "\x1b[0m") if color else ("",) * 4
+# What a report shows of hostile input, so that its size stays bounded by what it reports, not by the file:
+WIDTH = 200  # columns of a source line shown around the caret (a longer line is cut, with "…" at each cut end)
+MAX_TEXT = 1000  # characters of a message, help or note (a longer one keeps its start and end around "…")
+MAX_SHOWN = 100  # diagnostics shown per file in the `full` format; a last line counts the rest
+
+# Characters that would act on a terminal or reorder the line (C0 and C1 controls, DEL, bidirectional
+# overrides) are shown as visible stand-ins of one column each, so the caret stays under its span:
+# the control pictures U+2400.. for C0 and DEL, U+FFFD for the others and for lone surrogates (a file
+# name's undecodable bytes), which no UTF-8 stream can write.
+_VISIBLE = {c: 0x2400 + c for c in range(32)} | {0x7F: 0x2421} | {c: 0xFFFD for c in (
+    *range(0x80, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029,
+    *range(0xD800, 0xE000))}
+_VISIBLE_TEXT = {k: v for k, v in _VISIBLE.items() if k != 0x0A}  # messages keep their new lines
+
+
+def visible(text: str, newlines: bool = False) -> str:
+    """`text` with every control character replaced by a one-column stand-in (`\\n` kept when `newlines`)."""
+    return text.translate(_VISIBLE_TEXT if newlines else _VISIBLE)
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    """At most about `limit` characters: a longer text keeps its first and last parts around a count."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 2 // 3, limit // 4
+    return f"{text[:head]}…[{len(text) - head - tail} characters]…{text[len(text) - tail:]}"
+
+
+class Lines:
+    """A file's lines as the parser counts them (split at "\\n" only, not str.splitlines()'s \\r, \\f, ...),
+    indexed once: finding line n costs the same in a file of 10 lines and of 10 million."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.starts = array("q", [0])
+        self.starts.extend(m.end() for m in re.finditer("\n", text))
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, n: int) -> str:
+        """Line `n`, counted from 1, without its "\\n"."""
+        end = self.starts[n] - 1 if n < len(self.starts) else len(self.text)
+        return self.text[self.starts[n - 1]:end]
+
+
+def _window(text: str, start: int, end: int) -> tuple[str, int, int]:
+    """At most WIDTH columns of a line around columns [start, end) (1-based): the text shown and the
+    caret's columns in it. A cut end is marked with "…"."""
+    if len(text) <= WIDTH:
+        return text, start, end
+    lo = max(0, min(start - 1 - WIDTH // 4, len(text) - WIDTH))
+    hi = lo + WIDTH
+    shown = ("…" if lo else "") + text[lo:hi] + ("…" if hi < len(text) else "")
+    shift = lo - (1 if lo else 0)
+    return shown, start - shift, max(min(end, hi + 1), start + 1) - shift
+
+
+def _source_lines(d: Diagnostic, lines: Lines, color: bool) -> list[str]:
+    """The source line of a diagnostic (cut to WIDTH columns, controls made visible) and its caret."""
+    red, blue, reset = ("\x1b[31m", "\x1b[34m", "\x1b[0m") if color else ("",) * 3
+    text = lines[d.span.line].removesuffix("\r")
+    start = max(d.span.col, 1)
+    end = d.span.end_col if d.span.end_line == d.span.line and d.span.end_col > start else len(text) + 1
+    end = max(min(end, len(text) + 1), start + 1)
+    text, start, end = _window(text, start, end)
+    gutter = " " * len(str(d.span.line))
+    return [f"{blue}{gutter} |{reset}", f"{blue}{d.span.line} |{reset} {visible(text.expandtabs(1))}",
+            f"{blue}{gutter} |{reset} {' ' * (start - 1)}{red}{'^' * (end - start)}{reset}"]
+
+
+def render(d: Diagnostic, source: str | Lines | None, color: bool = False) -> str:
+    """`path:line:col: error[CODE]: message`, the source line, a caret under the span, `help:`.
+
+    `source` is the file's text, or its `Lines` when many diagnostics of one file are rendered."""
+    red, bold, reset = ("\x1b[31m", "\x1b[1m", "\x1b[0m") if color else ("",) * 3
     sev = red + d.severity + reset if d.severity == "error" else "\x1b[33m" * color + d.severity + reset
-    out = [f"{bold}{d.span}{reset}: {sev}[{d.code}]: {bold}{d.message}{reset}"]
-    lines = source.split("\n") if source is not None else []  # as the parser counts: not str.splitlines()'s \r, \f
-    if 1 <= d.span.line <= len(lines):
-        text = lines[d.span.line - 1].removesuffix("\r").expandtabs(1)
-        gutter = " " * len(str(d.span.line))
-        start = max(d.span.col, 1)
-        end = d.span.end_col if d.span.end_line == d.span.line and d.span.end_col > start else len(text) + 1
-        end = max(min(end, len(text) + 1), start + 1)
-        out.append(f"{blue}{gutter} |{reset}")
-        out.append(f"{blue}{d.span.line} |{reset} {text}")
-        out.append(f"{blue}{gutter} |{reset} {' ' * (start - 1)}{red}{'^' * (end - start)}{reset}")
+    out = [f"{bold}{visible(clip(str(d.span)))}{reset}: {sev}[{d.code}]: {bold}{visible(clip(d.message))}{reset}"]
+    lines = Lines(source) if isinstance(source, str) else source
+    if lines is not None and 1 <= d.span.line <= len(lines):
+        out += _source_lines(d, lines, color)
     for note in d.notes:
-        out.append(f"  = note: {note}")
+        out.append(f"  = note: {visible(clip(note), newlines=True)}")
     if d.help:
-        out.append(f"  = help: {d.help}")
+        out.append(f"  = help: {visible(clip(d.help), newlines=True)}")
     return "\n".join(out)
 
 
-def render_all(diagnostics: Iterable[Diagnostic], sources: dict[str, str], color: bool = False) -> str:
-    return "\n\n".join(render(d, sources.get(d.span.file), color) for d in sorted(diagnostics, key=sort_key))
+def render_all(diagnostics: Iterable[Diagnostic], sources: dict[str, str], color: bool = False,
+               limit: int = MAX_SHOWN) -> str:
+    """Every diagnostic rendered, sorted by position; past `limit` in one file, a line counts the rest.
+    Each file's lines are indexed once, so the time is linear in the files and the diagnostics."""
+    by_file: dict[str, list[Diagnostic]] = {}
+    for d in sorted(diagnostics, key=sort_key):
+        by_file.setdefault(d.span.file, []).append(d)
+    out = []
+    for file, diags in by_file.items():
+        lines = Lines(sources[file]) if sources.get(file) is not None else None
+        out += [render(d, lines, color) for d in diags[:limit]]
+        if len(diags) > limit:
+            out.append(f"... and {len(diags) - limit} more in {visible(clip(file))} (`--format concise` lists "
+                       "every one)")
+    return "\n\n".join(out)

@@ -18,7 +18,7 @@ from pathlib import PurePosixPath, PureWindowsPath
 from typing import Callable, Iterable
 from urllib.parse import quote
 
-from .diagnostics import Diagnostic, render_all, sort_key
+from .diagnostics import Diagnostic, clip, render_all, sort_key, visible
 
 FORMAT_VERSION = 1  # of the json format; raised when a field changes meaning or goes away
 
@@ -31,6 +31,9 @@ CODES = {
     "E105": "unknown escape in a string",
     "E106": "nested too deep (more than 100 levels of brackets, calls and operators)",
     "E107": "a whole number with too many digits to read",
+    "E108": "a spec file that is not UTF-8 text, or cannot be read",
+    "E109": "a spec larger than 256 KiB (not checked)",
+    "E110": "a string longer than 4,096 characters",
     "E201": "unknown layer, loss, optimizer, schedule, metric, initialiser, source or stopping rule",
     "E202": "unknown argument of a call or block",
     "E203": "unknown section, or input/block outside the model",
@@ -58,6 +61,7 @@ CODES = {
     "E401": "a layer cannot take its input's shape",
     "E402": "a loss cannot take its prediction's shape",
     "E403": "an augmentation that does not fit the input",
+    "E404": "a model whose training memory estimate is more than 1 TB",
     "W401": "a loss on logits given a value that ends in softmax or sigmoid",
     "E501": "data file not found",
     "E502": "unreadable or malformed data file",
@@ -70,6 +74,7 @@ CODES = {
     "E509": "the weights to start from are missing, unreadable or do not fit the model",
     "E601": "the requested device cannot be opened",
     "E602": "the device cannot compile the requested precision",
+    "E603": "the model needs more memory to train than this machine has",
 }
 FAMILIES = {"1": "syntax", "2": "names", "3": "values", "4": "shapes", "5": "data", "6": "device"}
 
@@ -89,7 +94,8 @@ def _counts(diags: list[Diagnostic]) -> tuple[int, int]:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split("\n"))
+    """A message, help or path on one line: clipped, new lines as spaces, other controls made visible."""
+    return visible(" ".join(clip(text).split("\n")))
 
 
 def full(diags: list[Diagnostic], sources: dict[str, str], color: bool = False) -> str:
@@ -107,7 +113,7 @@ def concise(diags: list[Diagnostic], sources: dict[str, str]) -> str:
     out = []
     for d in _sorted(diags):
         help_ = f" (help: {_one_line(d.help)})" if d.help else ""
-        out.append(f"{d.span}: {d.severity}: {_one_line(d.message)} [{d.code}]{help_}\n")
+        out.append(f"{_one_line(str(d.span))}: {d.severity}: {_one_line(d.message)} [{d.code}]{help_}\n")
     return "".join(out)
 
 
@@ -130,15 +136,21 @@ def json_(diags: list[Diagnostic], sources: dict[str, str]) -> str:
     doc = {
         "format_version": FORMAT_VERSION,
         "files": len(sources),
-        "diagnostics": [{"path": d.span.file, "code": d.code, "severity": d.severity, "message": d.message,
-                         "help": d.help, "notes": list(d.notes), "range": _range(d)} for d in diags],
+        "diagnostics": [{"path": d.span.file, "code": d.code, "severity": d.severity, "message": clip(d.message),
+                         "help": d.help and clip(d.help), "notes": [clip(n) for n in d.notes], "range": _range(d)}
+                        for d in diags],
         "summary": {"errors": errors, "warnings": warnings, "files_with_problems": len({d.span.file for d in diags})},
     }
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return _dump(doc)
+
+
+def _dump(doc: dict) -> str:
+    """JSON in UTF-8, a lone surrogate (an undecodable byte of a file name) as its escape `\\udcff`."""
+    return json.dumps(doc, indent=2, ensure_ascii=False).encode("utf-8", "backslashreplace").decode() + "\n"
 
 
 def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return visible(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def _escape_property(text: str) -> str:
@@ -153,7 +165,7 @@ def github(diags: list[Diagnostic], sources: dict[str, str]) -> str:
         s = d.span
         props = {"file": s.file, "line": s.line, "col": s.col, "endLine": s.end_line, "endColumn": s.end_col,
                  "title": d.code}
-        message = d.message + (f"\nhelp: {d.help}" if d.help else "")
+        message = clip(d.message) + (f"\nhelp: {clip(d.help)}" if d.help else "")
         level = "error" if d.is_error else "warning"
         out.append(f"::{level} " + ",".join(f"{k}={_escape_property(str(v))}" for k, v in props.items())
                    + f"::{_escape_data(message)}\n")
@@ -166,7 +178,7 @@ def _uri(path: str) -> dict:
         return {"uri": PureWindowsPath(path).as_uri()}
     if PurePosixPath(path).is_absolute():
         return {"uri": PurePosixPath(path).as_uri()}
-    return {"uri": quote(path.replace("\\", "/")), "uriBaseId": "%SRCROOT%"}
+    return {"uri": quote(path.replace("\\", "/"), errors="surrogateescape"), "uriBaseId": "%SRCROOT%"}
 
 
 def sarif(diags: list[Diagnostic], sources: dict[str, str], version: str = "0.0.0") -> str:
@@ -179,7 +191,7 @@ def sarif(diags: list[Diagnostic], sources: dict[str, str], version: str = "0.0.
     results = []
     for d in diags:
         s = d.span
-        text = d.message + (f"\nhelp: {d.help}" if d.help else "")
+        text = clip(d.message) + (f"\nhelp: {clip(d.help)}" if d.help else "")
         results.append({
             "ruleId": d.code, "ruleIndex": index[d.code], "level": "error" if d.is_error else "warning",
             "message": {"text": text},
@@ -194,7 +206,7 @@ def sarif(diags: list[Diagnostic], sources: dict[str, str], version: str = "0.0.
         "runs": [{"tool": {"driver": {"name": "trainc", "version": version, "rules": rules}},
                   "columnKind": "unicodeCodePoints", "results": results}],
     }
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return _dump(doc)
 
 
 FORMATS: dict[str, Callable[[list[Diagnostic], dict[str, str]], str]] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 
 from lark import Token, Transformer_NonRecursive, Tree, v_args
@@ -49,6 +50,11 @@ MAX_DEPTH = 100
 NESTING = {"section", "block_def", "call", "list", "record", "repeat", "neg", "add", "sub", "mul", "div", "compare",
            "then", "pipeline"}
 MAX_DIGITS = 4300  # of a whole number: Python's default limit on int(str), past which it raises ValueError
+# Bounds on hostile input, so that time and memory stay linear and small. Lark's pattern for a string holds
+# about 150 bytes per character while it matches (750 MB for a 5 MB string): a longer string is cut out
+# before Lark sees it. A spec is a page or two; one past MAX_SPEC_BYTES is refused before it is parsed.
+MAX_STRING = 4096  # characters between the quotes: Linux's longest path
+MAX_SPEC_BYTES = 1 << 18  # of UTF-8: 256 KiB, a hundred times the longest spec in specs/ (Lark: ~5 s at most)
 
 
 def _word(tok_type: str) -> str:
@@ -83,6 +89,98 @@ def _shift(d: Diagnostic, lines: int) -> Diagnostic:
     return dataclasses.replace(d, span=ir.Span(s.file, s.line + lines, s.col, s.end_line + lines, s.end_col))
 
 
+def _line(text: str, n: int) -> str:
+    """Line `n` (from 1) of `text`, as Lark counts lines, without splitting all of it."""
+    start = 0
+    for _ in range(n - 1):
+        start = text.find("\n", start) + 1
+        if not start:
+            return ""
+    end = text.find("\n", start)
+    return text[start:] if end < 0 else text[start:end]
+
+
+# A string as the lexer reads it (closed, or open to the end of its line), or a comment, which may hold quotes.
+_STRING_OR_COMMENT = re.compile(r'#[^\n]*|"[^"\\\n]*(?:\\.[^"\\\n]*)*("?)')
+
+
+def _cut_long_strings(text: str) -> tuple[str, dict[tuple[int, int], tuple[int, bool]]]:
+    """`text` with each string longer than MAX_STRING replaced by `""` and spaces of the same length, so
+    that every position stays where it was, and where each was: (line, col) -> (its length, closed)."""
+    long, pieces, last, line, counted = {}, [], 0, 1, 0
+    for m in _STRING_OR_COMMENT.finditer(text):
+        if m.end() - m.start() - 2 <= MAX_STRING or text[m.start()] == "#":
+            continue
+        line += text.count("\n", counted, m.start())
+        counted = m.start()
+        col = m.start() - text.rfind("\n", 0, m.start())
+        long[line, col] = (m.end() - m.start(), bool(m.group(1)))
+        pieces += [text[last:m.start()], '""', " " * (m.end() - m.start() - 2)]
+        last = m.end()
+    return ("".join(pieces) + text[last:], long) if long else (text, long)
+
+
+def _long_string(found: tuple[int, bool], span: ir.Span) -> Diagnostic:
+    length, closed = found
+    if not closed:  # what Lark says of a short one
+        return Diagnostic(code="E103", message="unterminated string", span=ir.Span(
+            span.file, span.line, span.col, span.line, span.col + 1), help='close the string with " on the same line')
+    span = ir.Span(span.file, span.line, span.col, span.line, span.col + length)
+    return Diagnostic(code="E110", message=f"a string of {length - 2:,} characters, longer than the {MAX_STRING:,} "
+                      "trainc reads", span=span, help=f"a path or a name is at most {MAX_STRING:,} characters")
+
+
+def _too_large(text: str, path: str) -> Diagnostic | None:
+    """E109 at the first character past MAX_SPEC_BYTES of UTF-8, or None."""
+    if len(text) <= MAX_SPEC_BYTES // 4:  # at most 4 bytes a character: surely small enough
+        return None
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= MAX_SPEC_BYTES:
+        return None
+    return too_large(path, len(data), *_end(data[:MAX_SPEC_BYTES].decode("utf-8", "ignore")))
+
+
+def too_large(path: str, size: int | None, line: int, col: int) -> Diagnostic:
+    """The diagnostic of a spec of `size` bytes (None: unknown), more than MAX_SPEC_BYTES; at (line, col),
+    where the limit falls."""
+    size_ = f"{size:,} bytes, more than" if size and size > MAX_SPEC_BYTES else "more than"
+    return Diagnostic(code="E109", message=f"the spec is {size_} the {MAX_SPEC_BYTES:,} bytes trainc reads; nothing "
+                      "in it was checked", span=ir.Span(path, line, col, line, col + 1),
+                      help="a spec is a page or two of settings: is this the right file?")
+
+
+def _end(text: str) -> tuple[int, int]:
+    """The line and column just after `text`."""
+    return text.count("\n") + 1, len(text) - text.rfind("\n")
+
+
+def _newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # as Python's text mode reads a file
+
+
+def decode(data: bytes, path: str, size: int | None = None) -> tuple[str, Diagnostic | None]:
+    """A spec's bytes -> its text, with new lines as Python's text mode reads them, and None; or, for bytes
+    that are not a spec, the text that can be shown and why: more than MAX_SPEC_BYTES (E109, where the limit
+    falls; `size`: the whole file's when `data` is its start) or not UTF-8 (E108, at the first bad byte).
+
+    >>> decode(b"data {\\n  batch = 64 \\xff\\n}", "t.train")[1].span
+    Span(file='t.train', line=2, col=14, end_line=2, end_col=15)
+    """
+    if len(data) > MAX_SPEC_BYTES:
+        head = _newlines(data[:MAX_SPEC_BYTES].decode("utf-8", "replace"))
+        return head, too_large(path, size, *_end(head))
+    try:
+        return _newlines(data.decode("utf-8")), None
+    except UnicodeDecodeError as e:
+        line, col = _end(_newlines(data[:e.start].decode("utf-8")))
+        utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))
+        return _newlines(data.decode("utf-8", "replace")), Diagnostic(
+            code="E108", message=f"not UTF-8 text: byte 0x{data[e.start]:02x} is an {e.reason}"
+            if e.reason.startswith("invalid") else "not UTF-8 text: it ends inside a character",
+            span=ir.Span(path, line, col, line, col + 1),
+            help="it looks like UTF-16: save it as UTF-8" if utf16 else "save it as UTF-8 (a spec is text)")
+
+
 def _number(text: str) -> int | float:
     return int(text) if text.isdigit() else float(text)
 
@@ -93,9 +191,10 @@ class _Build(Transformer_NonRecursive):
 
     `lines`: how many lines of the file come before the text parsed (see `parse_partial`)."""
 
-    def __init__(self, file: str, lines: int = 0):
+    def __init__(self, file: str, lines: int = 0, long: dict[tuple[int, int], tuple[int, bool]] | None = None):
         super().__init__()
         self.file, self.lines = file, lines
+        self.long = long or {}  # (line, col) of a string cut out by `_cut_long_strings` -> (length, closed)
         self.errors: list[Diagnostic] = []
 
     def s(self, meta) -> ir.Span:
@@ -197,7 +296,13 @@ class _Build(Transformer_NonRecursive):
     @v_args(meta=True)
     def string(self, meta, c):
         span = self.s(meta)
-        parts, raw, i = [], str(c[0])[1:-1], 0
+        if (c[0].line, c[0].column) in self.long:
+            self.errors.append(_long_string(self.long[c[0].line, c[0].column], span))
+            return ir.Str(value="", span=span)
+        raw = str(c[0])[1:-1]
+        if "\\" not in raw:
+            return ir.Str(value=raw, span=span)
+        parts, i = [], 0
         while i < len(raw):
             ch = raw[i]
             if ch == "\\":
@@ -295,7 +400,7 @@ def _syntax_diagnostic(e: UnexpectedInput, path: str, text: str) -> Diagnostic:
         span = ir.Span(path, tok.line, tok.column, tok.line, tok.column + 1)
     expected = sorted({_word(t) for t in e.expected})
     help_ = f"expected {_join(expected)}"
-    before = text.split("\n")[tok.line - 1][: tok.column - 1] if tok.line else ""
+    before = _line(text, tok.line)[max(tok.column - 201, 0): tok.column - 1] if tok.line else ""  # 200 is plenty
     glued = re.search(r"[0-9.]\s+([A-Za-z_]\w*)\s*$", before)
     if tok.type == "EQUAL" and glued:
         # `batch = 64 shuffle = true`: the parser read `64 shuffle` as a number with a unit
@@ -344,12 +449,21 @@ def parse_partial(text: str, path: str) -> tuple[ir.File, list[Diagnostic], froz
     >>> [d.code for d in parse_partial("data {\\n  batch 64\\n}\\nloss = mse(y, target)\\n", "t")[1]]
     ['E102']
     """
+    huge = _too_large(text, path)
+    if huge:  # nothing is parsed: every section counts as present but unreadable, so nothing follows on
+        from .catalog import SECTIONS
+
+        return ir.File(items=(), span=ir.Span(path, 1, 1, 1, 1)), [huge], frozenset(SECTIONS)
     try:
         return _parse_text(text, path), [], frozenset()
-    except SpecError:
-        pass
+    except SpecError as e:
+        whole = e.diagnostics
+    chunks = _chunks(text)
+    if len(chunks) == 1 and chunks[0].unclosed is None and not {d.code for d in whole} & {"E101", "E102", "E103"}:
+        return ir.File(items=(), span=ir.Span(path, 1, 1, 1, 1)), whole, frozenset({chunks[0].name})  # no second try:
+        # one item, whose problems do not depend on where it ends (E104-E107, E110), as parsed already
     items, problems, broken = [], [], set()
-    for chunk in _chunks(text):
+    for chunk in chunks:
         try:
             items += _parse_text(chunk.text, path, unclosed=chunk.unclosed, lines=chunk.line - 1).items
         except SpecError as e:
@@ -363,25 +477,30 @@ def parse_partial(text: str, path: str) -> tuple[ir.File, list[Diagnostic], froz
 
 def _parse_text(text: str, path: str, unclosed: tuple[int, int, str, int] | None = None, lines: int = 0) -> ir.File:
     """`text` as a file, its positions moved down by `lines`; `unclosed` (in the file's lines) as `_Chunk`'s."""
+    text, long = _cut_long_strings(text)
     try:
         tree = parser().parse(text, start="start")
     except UnexpectedInput as e:
         tok = getattr(e, "token", None)
         at_end = isinstance(e, UnexpectedEOF) or (tok is not None and tok.type == "$END")
+        at = (math.inf, 0) if at_end else (tok.line, tok.column) if tok is not None and tok.line else (e.line, e.column)
+        cut = min((pos for pos, (_, closed) in long.items() if not closed and pos < at), default=None)
+        if cut is not None:  # an unterminated string cut out: Lark would have stopped there, before `at`
+            raise SpecError([_shift(_long_string(long[cut], ir.Span(path, *cut, *cut)), lines)]) from None
         closer = tok is not None and tok.type in ("RBRACE", "RPAR", "RSQB") and unclosed is not None and \
             (tok.line + lines, tok.column) > unclosed[:2]
         if unclosed and (at_end or closer):  # say which bracket is left open, not "end of file" or "unexpected '}'"
             raise SpecError([_unclosed_diagnostic(unclosed, path)]) from None
         raise SpecError([_shift(_syntax_diagnostic(e, path, text), lines)]) from None
-    return _build(tree, path, lines)
+    return _build(tree, path, lines, long)
 
 
-def _build(tree: Tree, path: str, lines: int = 0):
+def _build(tree: Tree, path: str, lines: int = 0, long: dict | None = None):
     """A Lark tree -> ir syntax nodes, or SpecError: nested too deep, or what _Build found (E104, E105, E107)."""
     deep = _too_nested(tree, path, lines)
     if deep:
         raise SpecError([deep])
-    build = _Build(path, lines)
+    build = _Build(path, lines, long)
     out = build.transform(tree)
     if build.errors:
         raise SpecError(build.errors)
@@ -430,6 +549,8 @@ _NAME = re.compile(r"\s*([A-Za-z_]\w*)")
 
 
 _OPENER = {"}": "{", ")": "(", "]": "["}
+# A bracket, a comment's start, or a string to skip (to its closing quote or, unterminated, the end of the line).
+_BRACKET_OR_SKIP = re.compile(r'[{}()\[\]#]|"[^"\\\n]*(?:\\[\s\S][^"\\\n]*)*"?')
 _BLANK = re.compile(r"[ \t\f]*(#[^\n]*)?\r?\n?")  # blank to the lexer: not str.strip()'s \r, \v, NBSP, ...
 
 
@@ -469,25 +590,21 @@ def _chunks(text: str) -> list[_Chunk]:
             if _BLANK.fullmatch(line):
                 continue  # blank and comment lines between items belong to none
             start = n
-        i = 0
-        while i < len(line):
+        indent = _indent(line)
+        for m in _BRACKET_OR_SKIP.finditer(line):  # linear in the line: a regex finds each bracket
+            i = m.start()
             ch = line[i]
             if ch == "#":
                 break
-            if ch == '"':  # a string ends at its closing quote or, unterminated, at the end of the line
-                i += 1
-                while i < len(line) and line[i] not in '"\n':
-                    i += 2 if line[i] == "\\" else 1
-            elif ch in "{([":
-                stack.append((n + 1, i + 1, ch, _indent(line)))
+            if ch in "{([":
+                stack.append((n + 1, i + 1, ch, indent))
             elif ch in "})]" and stack:
                 opened = None
-                while i == _indent(line) and len(stack) > 1 and stack[-1][3] > i:  # `}` first on its line:
+                while i == indent and len(stack) > 1 and stack[-1][3] > i:  # `}` first on its line:
                     opened = stack.pop()  # what was opened on lines indented more is left open
                 unclosed = unclosed or (opened and (*opened[:3], 0))
                 if stack[-1][2] == _OPENER[ch]:  # a stray closer stays for Lark to report
                     stack.pop()
-            i += 1
         if not stack:
             close(n + 1)
             start, unclosed = None, None
@@ -498,8 +615,9 @@ def _chunks(text: str) -> list[_Chunk]:
 
 def parse_expr(text: str, path: str) -> ir.Expr:
     """Parse one value, as given on the command line (`--set stop.max="3 epochs"`)."""
+    text, long = _cut_long_strings(text)
     try:
         tree = parser().parse(text, start="expr")
     except UnexpectedInput as e:
         raise SpecError([_syntax_diagnostic(e, path, text)]) from None
-    return _build(tree, path)
+    return _build(tree, path, long=long)

@@ -57,22 +57,30 @@ def _describe(expr: ir.Expr) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def _number(expr: ir.Expr, typ: C.Num, what: str) -> int | float:
+    """A number in the declared range; an integer also at most 2^53 (MAX_INT)."""
+    if not isinstance(expr, ir.Number):
+        raise _err("E303", f"{what} must be {typ.describe()}, found {_describe(expr)}", expr.span)
+    v = expr.value
+    if not math.isfinite(v):  # `1e999`, or a block's arithmetic past the float range
+        raise _err("E304", f"{what} is out of range: {v:g}", expr.span, f"expected {typ.describe()}")
+    if typ.integer and not (isinstance(v, int) or float(v).is_integer()):
+        raise _err("E303", f"{what} must be an integer, found {v:g}", expr.span)
+    v = int(v) if typ.integer else float(v)
+    lo_bad = v < typ.lo or (typ.lo_open and v == typ.lo)
+    hi_bad = v > typ.hi or (typ.hi_open and v == typ.hi)
+    if lo_bad or hi_bad:
+        raise _err("E304", f"{what} is out of range: {v:g}", expr.span, f"expected {typ.describe()}")
+    if typ.integer and abs(v) > MAX_INT:
+        raise _err("E304", f"{what} is out of range: {v:g}", expr.span, f"expected {typ.describe()}, at most "
+                   f"2^53 = {MAX_INT:,}: the largest whole number a float holds exactly")
+    return v
+
+
 def convert(expr: ir.Expr, typ, what: str):
     """Turn one expression into the Python value `typ` describes, or raise _Bad."""
     if isinstance(typ, C.Num):
-        if isinstance(expr, ir.Number):
-            v = expr.value
-            if not math.isfinite(v):  # `1e999`, or a block's arithmetic past the float range
-                raise _err("E304", f"{what} is out of range: {v:g}", expr.span, f"expected {typ.describe()}")
-            if typ.integer and not (isinstance(v, int) or float(v).is_integer()):
-                raise _err("E303", f"{what} must be an integer, found {v:g}", expr.span)
-            v = int(v) if typ.integer else float(v)
-            lo_bad = v < typ.lo or (typ.lo_open and v == typ.lo)
-            hi_bad = v > typ.hi or (typ.hi_open and v == typ.hi)
-            if lo_bad or hi_bad:
-                raise _err("E304", f"{what} is out of range: {v:g}", expr.span, f"expected {typ.describe()}")
-            return v
-        raise _err("E303", f"{what} must be {typ.describe()}, found {_describe(expr)}", expr.span)
+        return _number(expr, typ, what)
     if isinstance(typ, C.Bool_):
         if isinstance(expr, ir.Bool):
             return expr.value
@@ -149,6 +157,21 @@ def convert(expr: ir.Expr, typ, what: str):
 
 
 SPLITS = ("train", "val")
+MAX_INT = 2**53  # of an integer argument: past it a float is not exact, and numpy's int64 is near (2^63)
+MAX_FOLDS = 1000  # of kfold(k): each fold is a whole training run (and k is at most the examples: lint checks)
+
+
+def _arg_spans(keys: dict[str, ir.Entry]) -> tuple[tuple[str, ir.Span], ...]:
+    """Where a data source's path and kfold's k are written (`source.path`, `split.k`), for the checks
+    against the data (`trainc lint`), which find problems with them."""
+    out = []
+    for key, name in (("source", "path"), ("train", "path"), ("val", "path"), ("test", "path"), ("split", "k")):
+        expr = keys[key].value if key in keys else None
+        if isinstance(expr, ir.Call):
+            arg = next((k.value for k in expr.kwargs if k.name == name), expr.args[0] if expr.args else None)
+            if arg is not None:
+                out.append((f"{key}.{name}", arg.span))
+    return tuple(out)
 
 
 def metric_ref(expr: ir.Expr, what: str) -> ir.MetricRef:
@@ -337,7 +360,7 @@ class _Resolver:
 
     def split(self, expr: ir.Expr) -> ir.Split:
         if isinstance(expr, (ir.Call, ir.Ref)) and (expr.name if isinstance(expr, ir.Call) else expr).dotted == "kfold":
-            entry = C.Entry("kfold", (C.ParamSpec("k", C.Int(min=2), C.REQUIRED),
+            entry = C.Entry("kfold", (C.ParamSpec("k", C.Int(min=2, max=MAX_FOLDS), C.REQUIRED),
                                       C.ParamSpec("stratify", C.Bool, True)), "k-fold cross-validation")
             a = bind(entry, C.Registry("split"), expr)
             return ir.Split(train=1.0 - 1.0 / a["k"], val=1.0 / a["k"], stratify=a["stratify"], folds=a["k"],
@@ -405,7 +428,8 @@ class _Resolver:
                        normalize=get("normalize", C.Choice("standard", "minmax", "none"), "standard"),
                        target_normalize=target_normalize,
                        batch=get("batch", C.Int(min=1), 32), shuffle=get("shuffle", C.Bool, True),
-                       task=task, span=span, where=tuple((k, e.value.span) for k, e in keys.items()))
+                       task=task, span=span,
+                       where=tuple((k, e.value.span) for k, e in keys.items()) + _arg_spans(keys))
 
     def augment(self, expr: ir.Expr) -> tuple[ir.Augment, ...]:
         """`augment = [flip, crop(padding = 1)]` (or one call): each bound to its registry entry, in order."""
@@ -715,6 +739,10 @@ class _ModelBuilder:
             if not stmt.dims or any(not float(d).is_integer() or d < 1 for d in stmt.dims):
                 raise _err("E304", "input dimensions must be positive integers, like f32[64] or f32[1, 8, 8]",
                            stmt.span)
+            if any(d > MAX_INT for d in stmt.dims):
+                self.broken.add(stmt.name)
+                raise _err("E304", f"an input dimension of {max(stmt.dims):g} is more than 2^53 = {MAX_INT:,}, the "
+                           "largest whole number a float holds exactly", stmt.span)
             self.define(stmt.name, stmt.name, stmt.span)
             self.inputs.append(ir.Input(name=stmt.name, type=ir.TensorType(dtype=C.DTYPES[stmt.dtype], shape=tuple(
                 int(d) for d in stmt.dims)), span=stmt.span))

@@ -20,30 +20,40 @@ pointed at. Checkpoint folders are never changed once written; old ones are prun
 pointers moved past them.
 
 Tensors are stored as safetensors written and read here with numpy (no pickle, nothing executed):
-the header is checked (size, JSON, dtypes, offsets inside the file) before any data is used.
+the header is checked (size, JSON, dtypes, shapes, offsets covering the file exactly) before any data
+is read, and the tensors' names, shapes and dtypes against the model's when the caller knows them.
+Every load of a checkpoint's weights, for every command, checks the sha256 that state.json records.
+A run directory is untrusted input: every file here is read and written through `rundir` (no link
+followed, only regular files read, sizes bounded, temps created O_EXCL), and `root` names the run
+directory below which nothing is followed (by default the folder given).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
-import shutil
 import struct
 from pathlib import Path
 
 import numpy as np
+
+from . import rundir
+from .rundir import RunDirError
 
 FORMAT_VERSION = 1
 _DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
            "I16": np.int16, "I8": np.int8, "U8": np.uint8, "U16": np.uint16, "U32": np.uint32, "U64": np.uint64,
            "BOOL": np.bool_}
 _NAMES = {np.dtype(v): k for k, v in _DTYPES.items()}
-_MAX_HEADER = 100 * 1024 * 1024
+_MAX_DIMS = 32
+FILES = ("model.safetensors", "optimizer.safetensors")
+POINTERS = ("latest", "best")
 FAULT_HOOK = None  # tests: called half-way through a checkpoint write (see loop._fault_in_save)
 
 
-class CheckpointError(Exception):
+class CheckpointError(RunDirError):
     """A checkpoint that cannot be used: missing, truncated, corrupted, or not this model's."""
 
 
@@ -67,75 +77,96 @@ def encode_safetensors(tensors: dict[str, np.ndarray], metadata: dict[str, str] 
     return struct.pack("<Q", len(head)) + head + b"".join(blobs)
 
 
+def _entry(info) -> tuple[np.dtype, tuple[int, ...], int, int] | None:
+    """(dtype, shape, start, end) of one header entry, or None when it is malformed."""
+    if not isinstance(info, dict) or not isinstance(info.get("dtype"), str) or info["dtype"] not in _DTYPES:
+        return None
+    shape, offsets = info.get("shape"), info.get("data_offsets")
+
+    def whole(v) -> bool:  # JSON integers >= 0: not true/false, not 1e400
+        return isinstance(v, list) and all(type(d) is int and d >= 0 for d in v)
+
+    if not whole(shape) or len(shape) > _MAX_DIMS or not whole(offsets) or len(offsets) != 2:
+        return None
+    return np.dtype(_DTYPES[info["dtype"]]).newbyteorder("<"), tuple(shape), offsets[0], offsets[1]
+
+
+def _entries(head: bytes, body_len: int, name) -> dict[str, tuple[np.dtype, tuple[int, ...], int, int]]:
+    """The validated header: every tensor inside the data, whose length the tensors cover exactly."""
+    try:
+        header = rundir.parse_json(head, name)
+    except RunDirError as e:
+        raise CheckpointError(f"{name} has a corrupted header ({str(e).removeprefix(f'{name}: ')})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{name} has a corrupted header (not a JSON object)")
+    out, end_max = {}, 0
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        entry = _entry(info)
+        if entry is None:
+            raise CheckpointError(f"{name}: tensor {rundir.quote(key)} has a malformed header entry")
+        dtype, shape, start, end = entry
+        if not start <= end <= body_len or end - start != math.prod(shape) * dtype.itemsize:
+            raise CheckpointError(f"{name}: tensor {rundir.quote(key)} lies outside the file or has the wrong size "
+                                  "(truncated or corrupted)")
+        out[key], end_max = entry, max(end_max, end)
+    if end_max != body_len:
+        raise CheckpointError(f"{name}: the header describes {end_max} bytes of data, the file holds {body_len} "
+                              "(truncated or corrupted)")
+    return out
+
+
+def _tensors(entries: dict, body) -> dict[str, np.ndarray]:
+    body = memoryview(body)
+    return {k: np.frombuffer(body[start:end], dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+            for k, (dtype, shape, start, end) in entries.items()}
+
+
 def decode_safetensors(raw: bytes, name: str = "file") -> dict[str, np.ndarray]:
     """Parse and validate safetensors bytes; CheckpointError on anything malformed."""
     if len(raw) < 8:
         raise CheckpointError(f"{name} is truncated ({len(raw)} bytes)")
     (n,) = struct.unpack("<Q", raw[:8])
-    if n > _MAX_HEADER or 8 + n > len(raw):
+    if n > rundir.HEADER_MAX or 8 + n > len(raw):
         raise CheckpointError(f"{name} is truncated or corrupted (header of {n} bytes in a {len(raw)}-byte file)")
-    try:
-        header = json.loads(raw[8:8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{name} has a corrupted header ({e})") from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{name} has a corrupted header (not a JSON object)")
-    body, out = raw[8 + n:], {}
-    for key, info in header.items():
-        if key == "__metadata__":
-            continue
-        try:
-            dtype = np.dtype(_DTYPES[info["dtype"]]).newbyteorder("<")
-            shape = tuple(int(d) for d in info["shape"])
-            start, end = (int(v) for v in info["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            raise CheckpointError(f"{name}: tensor '{key}' has a malformed header entry") from None
-        if any(d < 0 for d in shape) or not 0 <= start <= end <= len(body) or \
-                end - start != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
-            raise CheckpointError(f"{name}: tensor '{key}' lies outside the file or has the wrong size "
-                                  "(truncated or corrupted)")
-        out[key] = np.frombuffer(body[start:end], dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
-    return out
+    return _tensors(_entries(raw[8:8 + n], len(raw) - 8 - n, name), raw[8 + n:])
 
 
-def read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as e:
-        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
-    return decode_safetensors(raw, str(path))
+def read_safetensors(path: Path, root=None, sha256: str | None = None, expected: dict | None = None,
+                     kind: str = "model", limit: int | None = None,
+                     checksum_in: str = "state.json") -> dict[str, np.ndarray]:
+    """The tensors of a safetensors file under the run directory `root`: the header is validated first (and,
+    with `expected` {name: (shape, dtype)}, compared with the model's) before the data is read; with `sha256`
+    (recorded in `checksum_in`), the file must match it."""
+    path = Path(path)
+    with rundir.open_file(path, limit, root) as (f, size):
+        if size < 8:
+            raise CheckpointError(f"{path} is truncated ({size} bytes)")
+        first = f.read(8)
+        (n,) = struct.unpack("<Q", first)
+        if n > rundir.HEADER_MAX or 8 + n > size:
+            raise CheckpointError(f"{path} is truncated or corrupted (header of {n} bytes in a {size}-byte file)")
+        head = f.read(n)
+        entries = _entries(head, size - 8 - n, path)
+        if expected is not None:
+            _compare(kind, {k: (shape, dtype.newbyteorder("=")) for k, (dtype, shape, _, _) in entries.items()},
+                     expected)
+        body = f.read(size - 8 - n)
+    if len(head) != n or len(body) != size - 8 - n:
+        raise CheckpointError(f"{path} changed while it was read")
+    if sha256 is not None and hashlib.sha256(first + head + body).hexdigest() != sha256:
+        raise CheckpointError(f"{path} does not match the checksum in {checksum_in} (truncated or corrupted)")
+    return _tensors(entries, body)
 
 
 # ---- atomic writes -------------------------------------------------------------------------------------
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return  # not every platform opens folders
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_file_atomic(path: Path, data: bytes) -> None:
-    """Write to a temp file beside `path`, fsync, rename over it: readers see the old or the new file, whole."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+def write_file_atomic(path: Path, data: bytes, root=None) -> None:
+    """Write to a temp file beside `path`, fsync, rename over it: readers see the old or the new file, whole.
+    Nothing below `root` (default: the file's folder) is followed."""
+    rundir.write_bytes(path, data, root)
 
 
 def _sha256(data: bytes) -> str:
@@ -143,131 +174,189 @@ def _sha256(data: bytes) -> str:
 
 
 def save(ckpt_dir: Path, name: str, model: dict[str, np.ndarray], optimizer: dict[str, np.ndarray],
-         state: dict) -> Path:
+         state: dict, root=None) -> Path:
     """Write checkpoint `name` under `ckpt_dir` atomically; returns its folder. `state` must be JSON-able."""
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = Path(ckpt_dir)
+    root = Path(root) if root is not None else ckpt_dir
+    rundir.make_dirs(ckpt_dir, root)
     final = ckpt_dir / name
     tmp = ckpt_dir / f".{name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    rundir.remove_folder(tmp, root)  # a leftover of this pid
+    rundir.make_dirs(tmp, root)
     try:
         files = {"model.safetensors": encode_safetensors(model), "optimizer.safetensors": encode_safetensors(optimizer)}
         for fname, data in files.items():
-            with open(tmp / fname, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            rundir.create(tmp / fname, data, root)
             if FAULT_HOOK is not None:
                 FAULT_HOOK()
         body = {"format_version": FORMAT_VERSION, **state, "files": {k: _sha256(v) for k, v in files.items()}}
-        with open(tmp / "state.json", "w") as f:
-            f.write(json.dumps(body, indent=1, allow_nan=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        _fsync_dir(tmp)
-        if final.exists():  # the same epoch again (after a roll-back): never change a folder in place
+        rundir.create(tmp / "state.json", (json.dumps(body, indent=1, allow_nan=False) + "\n").encode(), root)
+        if rundir.is_folder(final, root):  # the same step again (after a roll-back): never change a folder in place
             old = ckpt_dir / f".{name}.old-{os.getpid()}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
+            rundir.rename(final, old, root)
+            rundir.rename(tmp, final, root)
+            rundir.remove_folder(old, root)
         else:
-            os.replace(tmp, final)
-        _fsync_dir(ckpt_dir)
+            rundir.rename(tmp, final, root)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        rundir.remove_folder(tmp, root)
         raise
     return final
 
 
-def point(ckpt_dir: Path, pointer: str, name: str) -> None:
+def point(ckpt_dir: Path, pointer: str, name: str, root=None) -> None:
     """Make `latest` or `best` name checkpoint `name`."""
-    write_file_atomic(ckpt_dir / pointer, (name + "\n").encode())
+    write_file_atomic(Path(ckpt_dir) / pointer, (name + "\n").encode(), root if root is not None else ckpt_dir)
 
 
-def pointed(ckpt_dir: Path, pointer: str) -> str | None:
+def pointed(ckpt_dir: Path, pointer: str, root=None) -> str | None:
+    """The checkpoint folder `latest` or `best` names, None when there is no such pointer."""
+    path = Path(ckpt_dir) / pointer
     try:
-        name = (ckpt_dir / pointer).read_text().strip()
-    except OSError:
+        raw = rundir.read_bytes(path, rundir.POINTER_MAX, root if root is not None else ckpt_dir)
+    except rundir.Missing:
         return None
-    return name if name and "/" not in name and not name.startswith(".") else None
+    name = raw.decode("ascii", "replace").strip()
+    if not rundir.STEP.fullmatch(name):
+        raise CheckpointError(f"{path} does not name a checkpoint folder (step-NNNNNNNN): corrupted")
+    return name
 
 
-def prune(ckpt_dir: Path, keep_last: int) -> None:
+def prune(ckpt_dir: Path, keep_last: int, root=None) -> None:
     """Remove all but the newest `keep_last` epoch checkpoints (and the one `best` names), and stale temps."""
-    protected = {pointed(ckpt_dir, "best"), pointed(ckpt_dir, "latest")}
-
-    def written(p: Path) -> float:  # in the order written (after a roll-back, a lower step can be newer)
+    root = root if root is not None else ckpt_dir
+    protected = set()
+    for pointer in POINTERS:
         try:
-            return (p / "state.json").stat().st_mtime_ns
-        except OSError:
-            return 0
-
-    epochs = [p.name for p in sorted((p for p in ckpt_dir.glob("step-*") if p.is_dir()), key=written)]
+            protected.add(pointed(ckpt_dir, pointer, root))
+        except RunDirError:
+            pass
+    names = rundir.entries(ckpt_dir, root)
+    # in the order written (after a roll-back, a lower step can be newer)
+    epochs = sorted((n for n, k in names.items() if k == "folder" and rundir.STEP.fullmatch(n)),
+                    key=lambda n: rundir.mtime_ns(Path(ckpt_dir) / n / "state.json", root))
     for name in epochs[:-keep_last] if keep_last > 0 else epochs:
         if name not in protected:
-            shutil.rmtree(ckpt_dir / name, ignore_errors=True)
-    for p in ckpt_dir.glob(".*.tmp-*"):
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
+            rundir.remove_folder(Path(ckpt_dir) / name, root)
+    _remove_temps(ckpt_dir, names, root)
+
+
+def _remove_temps(ckpt_dir: Path, names: dict[str, str], root) -> None:
+    for name, k in names.items():
+        if rundir.TEMP.fullmatch(name):
+            (rundir.remove_folder if k == "folder" else rundir.remove_file)(Path(ckpt_dir) / name, root)
+
+
+def clear(ckpt_dir: Path, root=None) -> None:
+    """Delete an earlier run's checkpoints (a fresh run in an old directory): the folders and pointers trainc
+    writes, then the folder once empty. Anything else stays; a link in the folder's place is a RunDirError."""
+    root = root if root is not None else ckpt_dir
+    names = rundir.entries(ckpt_dir, root)
+    for name, k in names.items():
+        if k == "folder" and rundir.STEP.fullmatch(name):
+            rundir.remove_folder(Path(ckpt_dir) / name, root)
+        elif k == "file" and name in POINTERS:
+            rundir.remove_file(Path(ckpt_dir) / name, root)
+    _remove_temps(ckpt_dir, names, root)
+    if names:
+        rundir.remove_folder(ckpt_dir, root, files=())
 
 
 # ---- reading back --------------------------------------------------------------------------------------
 
 
-def load(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict]:
-    """(model tensors, optimizer tensors, state) of one checkpoint folder, every file verified."""
+def read_state(folder: Path, root=None) -> dict:
+    """A checkpoint's state.json: its format and the checksums of its files, checked."""
     folder = Path(folder)
     try:
-        state = json.loads((folder / "state.json").read_text())
-    except FileNotFoundError:
+        state = rundir.read_json(folder / "state.json", rundir.CHECKPOINT_JSON, root=root if root is not None
+                                 else folder)
+    except rundir.Missing:
         raise CheckpointError(f"{folder} is not a complete checkpoint (no state.json)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{folder}/state.json is unreadable or corrupted ({e})") from None
-    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{folder}/state.json: unknown checkpoint format "
-                              f"{state.get('format_version') if isinstance(state, dict) else state!r}")
-    out = []
-    for fname in ("model.safetensors", "optimizer.safetensors"):
-        try:
-            raw = (folder / fname).read_bytes()
-        except OSError as e:
-            raise CheckpointError(f"cannot read {folder / fname}: {e.strerror or e}") from None
-        if _sha256(raw) != state.get("files", {}).get(fname):
-            raise CheckpointError(f"{folder / fname} does not match the checksum in state.json "
-                                  "(truncated or corrupted)")
-        out.append(decode_safetensors(raw, str(folder / fname)))
-    return out[0], out[1], state
+    if state["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(f"{folder}/state.json: unknown checkpoint format {state['format_version']}")
+    return state
 
 
-def find(path: Path) -> Path:
+def load(folder: Path, root=None, expected: dict | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
+                                                                         dict]:
+    """(model tensors, optimizer tensors, state) of one checkpoint folder, every file verified; `expected`:
+    the model's {name: (shape, dtype)}, compared with the header before the weights are read."""
+    folder = Path(folder)
+    root = root if root is not None else folder
+    state = read_state(folder, root)
+    model = read_safetensors(folder / FILES[0], root, state["files"][FILES[0]], expected)
+    optimizer = read_safetensors(folder / FILES[1], root, state["files"][FILES[1]])
+    return model, optimizer, state
+
+
+def model_weights(folder: Path, root=None, expected: dict | None = None) -> dict[str, np.ndarray]:
+    """The model tensors of one checkpoint, checked against the sha256 in its state.json."""
+    folder = Path(folder)
+    root = root if root is not None else folder
+    return read_safetensors(folder / FILES[0], root, read_state(folder, root)["files"][FILES[0]], expected)
+
+
+def _kind(path: Path, root: Path) -> str | None:
+    """"file", "folder" or None; a link or anything else there is a RunDirError saying what it is."""
+    k = rundir.kind(path, root)
+    if k in ("link", "other"):
+        rundir.is_file(path, root)  # raises, naming what is there
+    return k
+
+
+def _pointed_folder(ckpt_dir: Path, pointer: str, root: Path) -> Path:
+    name = pointed(ckpt_dir, pointer, root)
+    if not name or not rundir.is_folder(ckpt_dir / name, root):
+        raise CheckpointError(f"{ckpt_dir} has no complete checkpoint yet ({pointer} names a missing folder)")
+    return ckpt_dir / name
+
+
+def find(path: Path, root=None) -> Path:
     """The checkpoint folder meant by `path`: a run directory (its latest), a checkpoints folder, a
-    checkpoint folder, or `RUN/best` / `RUN/latest`."""
+    checkpoint folder, or `RUN/best` / `RUN/latest` (or RUN/checkpoints/best...). Nothing below `root`
+    (default: `path` if it is a folder, else its folder) is followed."""
     path = Path(path)
-    if (path / "state.json").exists():
-        return path
-    for ckpt_dir, pointer in ((path / "checkpoints", "latest"), (path, "latest"),
-                              (path.parent / "checkpoints", path.name), (path.parent, path.name)):
-        if pointer in ("latest", "best") and (name := pointed(ckpt_dir, pointer)) and (ckpt_dir / name).is_dir():
-            return ckpt_dir / name
-    if (path / "checkpoints").is_dir() or path.name == "checkpoints":
+    root = Path(root) if root is not None else path if path.is_dir() else path.parent
+    kind = _kind(path, root)
+    if kind == "folder" and path.name in POINTERS and path.parent.name == "checkpoints":
+        rundir.is_file(path, root)  # raises: a folder where the pointer should be
+    if kind == "folder" and _kind(path / "checkpoints", root) == "file":
+        rundir.is_folder(path / "checkpoints", root)  # raises: a file where the checkpoints should be
+    if kind == "folder":
+        if _kind(path / "state.json", root) == "file":
+            return path
+        for ckpt_dir in (path / "checkpoints", path):
+            if _kind(ckpt_dir, root) == "folder" and _kind(ckpt_dir / "latest", root) == "file":
+                return _pointed_folder(ckpt_dir, "latest", root)
+    elif path.name in POINTERS:
+        for ckpt_dir in (path.parent / "checkpoints", path.parent):
+            if _kind(ckpt_dir, root) == "folder" and _kind(ckpt_dir / path.name, root) == "file":
+                return _pointed_folder(ckpt_dir, path.name, root)
+    if kind == "folder" and (path.name == "checkpoints" or _kind(path / "checkpoints", root) == "folder") or \
+            path.name in POINTERS and _kind(path.parent, root) == "folder":
         raise CheckpointError(f"{path} has no complete checkpoint yet")
     raise CheckpointError(f"no checkpoint at {path}")
 
 
-def check_tensors(kind: str, saved: dict[str, np.ndarray], expected: dict[str, tuple[tuple[int, ...], str]]) -> None:
-    """Names, shapes and dtypes of saved tensors against the model's; CheckpointError naming the first difference."""
+def _compare(kind: str, saved: dict[str, tuple[tuple[int, ...], np.dtype]],
+             expected: dict[str, tuple[tuple[int, ...], str]]) -> None:
     missing = sorted(set(expected) - set(saved))
     extra = sorted(set(saved) - set(expected))
     if missing or extra:
         parts = ([f"missing {', '.join(missing[:5])}"] if missing else []) + \
-                ([f"unexpected {', '.join(extra[:5])}"] if extra else [])
+                ([f"unexpected {', '.join(rundir.quote(k) for k in extra[:5])}"] if extra else [])
         raise CheckpointError(f"the checkpoint's {kind} tensors do not match this model: {'; '.join(parts)}")
     for k, (shape, dtype) in expected.items():
-        a = saved[k]
-        if tuple(a.shape) != tuple(shape):
-            raise CheckpointError(f"{kind} tensor '{k}': the checkpoint has shape {list(a.shape)}, the model "
+        got_shape, got_dtype = saved[k]
+        if tuple(got_shape) != tuple(shape):
+            raise CheckpointError(f"{kind} tensor '{k}': the checkpoint has shape {list(got_shape)}, the model "
                                   f"{list(shape)}")
-        if np.dtype(a.dtype) != np.dtype(dtype):
-            raise CheckpointError(f"{kind} tensor '{k}': the checkpoint has dtype {a.dtype}, the model {dtype}")
+        if np.dtype(got_dtype) != np.dtype(dtype):
+            raise CheckpointError(f"{kind} tensor '{k}': the checkpoint has dtype {np.dtype(got_dtype)}, the model "
+                                  f"{np.dtype(dtype)}")
+
+
+def check_tensors(kind: str, saved: dict[str, np.ndarray], expected: dict[str, tuple[tuple[int, ...], str]]) -> None:
+    """Names, shapes and dtypes of saved tensors against the model's; CheckpointError naming the first difference."""
+    _compare(kind, {k: (a.shape, a.dtype) for k, a in saved.items()}, expected)

@@ -6,23 +6,34 @@ the spec node responsible, so the CLI renders it like any other spec error; raw 
 exceptions never escape for bad input.
 
     E501  file not found
-    E502  file unreadable or malformed (bad encoding, ragged rows, no header, bad npz)
+    E502  file unreadable or malformed (not a regular file, bad encoding, ragged rows, no header, bad npz)
     E503  unknown column or array key
     E504  non-numeric, missing or non-finite value
     E505  a split is empty or has too few examples
     E506  anything else (bad arguments, mismatched train/val files, ...)
+
+A data file is untrusted input. Only a regular file is read: it is opened without blocking and
+checked with fstat, so a FIFO, a device or a folder is refused (E502) without hanging, and at
+most the size it had when opened is read. A CSV is streamed, a block of rows at a time converted
+into float32 features and compact labels, so memory stays a small multiple of the file. A
+message quotes at most QUOTE_LIMIT characters of one cell or column name, and lists a file's
+columns only when its first row looks like names.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import errno
 import io
 import math
+import operator
 import os
 import pathlib
+import stat
 import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -31,6 +42,10 @@ from ..compiler.diagnostics import Diagnostic, did_you_mean
 
 SOURCE_KINDS = ("csv", "npz")
 NORMALIZE_KINDS = ("standard", "minmax", "none")
+QUOTE_LIMIT = 64  # characters of a file's content (a cell, a column or array name) that a message quotes
+BLOCK_BYTES = 1 << 20  # read and decoded at a time
+CHUNK_CELLS = 1 << 17  # CSV cells converted to numbers at a time
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class DataError(Exception):
@@ -41,8 +56,12 @@ class DataError(Exception):
         super().__init__(diagnostic.message)
 
 
+def _diag(code: str, message: str, span: ir.Span, help: str | None = None, notes: tuple[str, ...] = ()) -> Diagnostic:
+    return Diagnostic(code=code, message=message, span=span, help=help, notes=notes)
+
+
 def _fail(code: str, message: str, span: ir.Span, help: str | None = None, notes: tuple[str, ...] = ()):
-    raise DataError(Diagnostic(code=code, message=message, span=span, help=help, notes=notes))
+    raise DataError(_diag(code, message, span, help, notes))
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,7 +73,9 @@ class Normalizer:
     scale: np.ndarray  # float32, feature shape, never 0
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        return ((np.asarray(x, dtype=np.float32) - self.shift) / self.scale).astype(np.float32, copy=False)
+        out = np.subtract(x, self.shift, dtype=np.float32)  # float32 throughout, one new array
+        out /= self.scale
+        return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,44 +108,334 @@ class Dataset:
 
 @dataclass
 class _Raw:
-    x: np.ndarray  # float64 [n, *feature_shape]
-    y: np.ndarray  # classification: str [n]; regression: float64 [n, n_targets]
+    x: np.ndarray  # float32 or float64 [n, *feature_shape]
+    y: np.ndarray  # classification: str [n] (or codes, with `labels`); regression: float64 [n, n_targets]
     feature_names: tuple[str, ...] | None
     source: ir.Source
     ordered: bool = False  # rows follow time (series windows, text): split in order, never shuffled across
     classes: tuple | None = None  # set by readers whose labels are already class ids (token ids): y is int
+    labels: tuple[str, ...] | None = None  # compact labels: y holds int32 indices into these label texts
+
+
+def _clip(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """`text` as a message quotes it: control characters escaped, at most `limit` characters."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: limit + 1])
+    return shown if len(text) <= limit and len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 def _available(names: Sequence[str], limit: int = 12) -> str:
     names = list(names)
-    shown = ", ".join(f"'{n}'" for n in names[:limit])
+    shown = ", ".join(f"'{_clip(n)}'" for n in names[:limit])
     if len(names) > limit:
         shown += f", ... ({len(names)} in all)"
     return shown
 
 
 def _unknown_name_help(word: str, names: Sequence[str], what: str) -> str:
+    if not all(len(n) <= QUOTE_LIMIT and n.isprintable() for n in names):  # not a row of names: quote none of it
+        return (f"its {what} are not listed: one is longer than {QUOTE_LIMIT} characters or holds control "
+                "characters, so this may not be the file meant")
     return did_you_mean(word, names) or f"available {what}: {_available(names)}"
 
 
-def _resolve(source: ir.Source, base_dir: pathlib.Path) -> pathlib.Path:
+# ---------------------------------------------------------------------------------------------
+# Opening and streaming a data file.
+# ---------------------------------------------------------------------------------------------
+
+
+def _data_path(source: ir.Source, base_dir: pathlib.Path) -> pathlib.Path:
     path = pathlib.Path(os.path.expanduser(source.path))
-    if not path.is_absolute():
-        path = pathlib.Path(base_dir) / path
+    return path if path.is_absolute() else pathlib.Path(base_dir) / path
+
+
+def _open(source: ir.Source, base_dir: pathlib.Path) -> tuple[io.FileIO, int]:
+    """The source's file opened for reading, and its size, if it is a regular file; else E501/E502 at the source.
+
+    Opened without blocking and checked with fstat (what is checked is what is read), so a FIFO, a device
+    or a folder is refused without hanging; so is a kernel interface file (under /proc or /sys, or any file
+    whose size reads 0 but which has content). Readers read at most the size it had when opened."""
+    path = _data_path(source, base_dir)
     try:
-        exists, is_file = path.exists(), path.is_file()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        _fail("E501", f"data file '{source.path}' not found (looked for {path})", source.span,
+              help="paths are relative to the directory of the spec file")
+    except ValueError:  # a NUL character in the name
+        _fail("E502", f"cannot open data file '{_clip(source.path)}': its name holds a NUL character", source.span)
     except OSError as e:
-        _fail("E502", f"cannot open data file '{source.path}': {e}", source.span)
-    if not exists:
-        _fail(
-            "E501",
-            f"data file '{source.path}' not found (looked for {path})",
-            source.span,
-            help="paths are relative to the directory of the spec file",
-        )
-    if not is_file:
+        why = "the name is too long" if e.errno == errno.ENAMETOOLONG else e.strerror or str(e)
+        _fail("E502", f"cannot open data file '{source.path}': {why}", source.span)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
         _fail("E502", f"data file '{source.path}' is not a regular file ({path})", source.span)
-    return path
+    file = os.fdopen(fd, "rb", buffering=0)
+    if _kernel_file(fd) or st.st_size == 0 and _read_bytes(file, 1, source):  # /proc files: size 0, yet content
+        file.close()
+        _fail("E502", f"data file '{source.path}' is not a regular file ({path}): it is one of the kernel's "
+              "interface files, like those of /proc and /sys", source.span)
+    return file, st.st_size
+
+
+def _kernel_file(fd: int) -> bool:
+    """Whether the open file is under /proc or /sys (asked of the descriptor, so no link or rename can hide it)."""
+    try:
+        where = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:  # no /proc: the size test above still catches its files
+        return False
+    return where.startswith(("/proc/", "/sys/"))
+
+
+def _read_bytes(file: io.FileIO, n: int, source: ir.Source) -> bytes:
+    try:
+        return file.read(n) or b"" if n > 0 else b""
+    except OSError as e:
+        file.close()
+        _fail("E502", f"cannot read '{source.path}': {e.strerror or e}", source.span)
+
+
+def _text_blocks(source: ir.Source, file: io.FileIO, size: int) -> Iterator[str]:
+    """The file's text a block at a time: UTF-8 (a BOM dropped), every line end as '\\n'; at most `size` bytes."""
+    decoder = io.IncrementalNewlineDecoder(codecs.getincrementaldecoder("utf-8-sig")(), translate=True)
+    done = 0
+    while True:
+        block = _read_bytes(file, min(BLOCK_BYTES, size - done), source)
+        done += len(block)
+        try:
+            text = decoder.decode(block, final=not block)
+        except UnicodeDecodeError as e:  # e.object: the bytes held back from the last block, then this block
+            _fail("E502", f"cannot read '{source.path}': not UTF-8 text ({e.reason} at byte "
+                  f"{done - len(e.object) + e.start})", source.span)
+        if text:
+            yield text
+        if not block:
+            return
+
+
+def _lines(blocks: Iterable[str]) -> Iterator[str]:
+    """Lines, each with its '\\n' (the last perhaps without), from blocks of text whose line ends are '\\n'."""
+    pending: list[str] = []  # the start of a line that began in an earlier block
+    for block in blocks:
+        cut = block.rfind("\n") + 1
+        if not cut:
+            pending.append(block)
+            continue
+        head = "".join(pending) + block[:cut] if pending else block[:cut]
+        pending = [block[cut:]] if cut < len(block) else []
+        yield from io.StringIO(head, newline="")  # splits at '\n' only: the text has no other line end
+    tail = "".join(pending)
+    if tail:
+        yield tail
+
+
+def read_text(source: ir.Source, base_dir: pathlib.Path) -> str:
+    """A source's file as text (UTF-8, a BOM allowed); unreadable files are E501/E502 at the source."""
+    file, size = _open(source, base_dir)
+    with file:
+        return "".join(_text_blocks(source, file, size))
+
+
+def _csv_chunks(source: ir.Source, base_dir: pathlib.Path) -> Iterator:
+    """A CSV with a header row, streamed: first the header (its stripped cells), then chunks `(rows, lines)` of
+    the data rows (their cells, not stripped) and the file line of each. Blank lines are skipped.
+
+    The file's own problems are E502: not UTF-8, not CSV, a row of the wrong width, no header, a header of
+    numbers. They are raised once the whole file is decoded and in the order a reading of the whole file
+    finds them, so each comes before anything found in the rows, as when the file was read at once."""
+    file, size = _open(source, base_dir)
+    with file:
+        blocks = _text_blocks(source, file, size)
+        reader = csv.reader(_lines(blocks))
+        header: list[str] | None = None
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        problem = None
+        try:
+            for record in reader:
+                if not record or not record[0].strip() and all(not cell.strip() for cell in record):
+                    continue  # blank line
+                if header is None:
+                    header = [cell.strip() for cell in record]
+                    per_chunk = max(CHUNK_CELLS // len(header), 1)
+                    yield header
+                elif len(record) != len(header):
+                    problem = (f"'{source.path}' line {reader.line_num}: found {len(record)} fields, "
+                               f"expected {len(header)} like the header")
+                    break
+                else:
+                    rows.append(record)
+                    lines.append(reader.line_num)
+                    if len(rows) >= per_chunk:
+                        yield rows, lines
+                        rows, lines = [], []
+        except csv.Error as e:
+            problem = f"'{source.path}' is not valid CSV: {e}"
+        if problem:
+            for _ in blocks:  # a byte that is not UTF-8, later in the file, is reported first
+                pass
+            _fail("E502", problem, source.span)
+        if header is None:
+            _fail("E502", f"'{source.path}' is empty; expected a header row of column names", source.span)
+        if rows:
+            yield rows, lines
+    if all(_is_number(h) for h in header):
+        _fail("E502", f"'{source.path}' has no header: its first row holds numbers "
+              f"({', '.join(_clip(h) for h in header[:4])}{', ...' if len(header) > 4 else ''}), expected column "
+              "names", source.span, help="add a first line naming the columns, e.g. 'p0,p1,...,label'")
+
+
+def read_table(source: ir.Source, base_dir: pathlib.Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """A CSV with a header row, read whole: (header, rows of stripped cells, the file line of each row).
+
+    For small files (predict's inputs): the data sources stream theirs (`read_columns`). Blank lines are
+    skipped; a row of the wrong width, a missing or numeric header is E502."""
+    chunks = _csv_chunks(source, base_dir)
+    header = next(chunks)
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    for part, at in chunks:
+        rows += ([cell.strip() for cell in row] for row in part)
+        lines += at
+    return header, rows, lines
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV columns: numbers and class labels, a chunk of rows at a time.
+# ---------------------------------------------------------------------------------------------
+
+
+class _Rows:
+    """An array of rows of one shape and dtype, appended a block at a time. It grows in place (numpy's resize is a
+    realloc, which moves pages rather than copying them), so unlike blocks joined at the end it never needs a
+    second copy of itself."""
+
+    def __init__(self, shape: tuple[int, ...], dtype):
+        self.data = np.empty((1024, *shape), dtype)
+        self.n = 0
+
+    def add(self, block: np.ndarray) -> None:
+        end = self.n + len(block)
+        if end > len(self.data):
+            self.data.resize((max(end, len(self.data) * 5 // 4), *self.data.shape[1:]), refcheck=False)
+        self.data[self.n:end] = block
+        self.n = end
+
+    def array(self) -> np.ndarray:
+        self.data.resize((self.n, *self.data.shape[1:]), refcheck=False)
+        return self.data
+
+
+LABEL_HELP = "class labels are whole numbers or names; for a numeric target use a regression loss such as mse"
+
+
+class _Labels:
+    """A column of class labels, streamed: an int32 code per row into `texts`, the distinct labels (stripped) in
+    the order met, with the file line where each first appears."""
+
+    def __init__(self):
+        self.codes = _Rows((), np.int32)
+        self.index: dict[str, int] = {}  # label -> code
+        self.first_lines: list[int] = []
+
+    def add(self, rows: list[list[str]], lines: list[int], col: int) -> None:
+        column = np.array([row[col].strip() for row in rows], dtype=str)
+        distinct, first, inverse = np.unique(column, return_index=True, return_inverse=True)
+        codes = np.empty(len(distinct), np.int32)
+        for k, (text, at) in enumerate(zip(distinct.tolist(), first.tolist())):
+            if text not in self.index:
+                self.index[text] = len(self.index)
+                self.first_lines.append(lines[at])
+            codes[k] = self.index[text]
+        self.codes.add(codes[inverse.reshape(-1)])
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        return tuple(self.index)
+
+    def problem(self, source: ir.Source, name: str) -> Diagnostic | None:
+        """E504 for the first row whose label is missing, or a number that is not whole: labels are names or whole
+        numbers, and in a column of numbers every label must be whole."""
+        numeric = all(_is_number(text) for text in self.index)
+        found = []
+        for text, line in zip(self.index, self.first_lines):
+            where = f"'{source.path}' line {line}, column '{_clip(name)}'"
+            if not text or (_is_number(text) and math.isnan(float(text))):
+                found.append((line, _diag("E504", f"{where}: missing label" + (f" ('{_clip(text)}')" if text else ""),
+                                          source.span, help="every row needs a class label")))
+            elif _is_number(text) and not math.isfinite(float(text)) or numeric and not float(text).is_integer():
+                found.append((line, _diag("E504", f"{where}: class label '{_clip(text)}' is not a whole number",
+                                          source.span, help=LABEL_HELP)))
+        return min(found, key=lambda f: f[0])[1] if found else None
+
+
+def _numbers(rows: list[list[str]], lines: list[int], cols: list[int], header: list[str], source: ir.Source,
+             dtype) -> tuple[np.ndarray | None, Diagnostic | None]:
+    """Columns `cols` of a chunk of rows as `dtype` (float32 or float64), or the E504 of its first bad cell, row by
+    row: missing, not a number, not finite, or beyond float32."""
+    cells = list(map(operator.itemgetter(*cols), rows)) if len(cols) > 1 else [(row[cols[0]],) for row in rows]
+    try:
+        values = np.array(cells, dtype=np.float64)  # each cell as Python's float() reads it: spaces around allowed
+    except ValueError:
+        values = None
+
+    def bad(r: int, c: int, what: str) -> tuple[None, Diagnostic]:
+        where = f"'{source.path}' line {lines[r]}, column '{_clip(header[cols[c]])}'"
+        return None, _diag("E504", f"{where}: {what}", source.span)
+
+    if values is not None and np.isfinite(values).all():
+        if dtype == np.float64:
+            return values, None
+        with np.errstate(over="ignore"):
+            narrow = values.astype(dtype)
+        if np.isfinite(narrow).all():
+            return narrow, None
+        r, c = (int(i) for i in np.argwhere(~np.isfinite(narrow))[0])
+        return bad(r, c, f"expected a number of at most {FLOAT32_MAX:.4g} in size (float32), found "
+                         f"'{_clip(cells[r][c].strip())}'")
+    for r, row in enumerate(cells):
+        for c, text in enumerate(row):
+            text = text.strip()
+            if not text:
+                return bad(r, c, "missing value, expected a number")
+            try:
+                value = float(text)
+            except ValueError:
+                return bad(r, c, f"expected a number, found '{_clip(text)}'")
+            if not math.isfinite(value):
+                return bad(r, c, f"expected a finite number, found '{_clip(text)}'")
+    raise AssertionError("unreachable: a conversion failed but every cell parsed")  # pragma: no cover
+
+
+def read_columns(source: ir.Source, base_dir: pathlib.Path,
+                 choose: Callable[[list[str]], list[tuple[list[int], type]]]) -> tuple[int, list, list]:
+    """Stream a CSV, keeping only the columns a reader needs.
+
+    `choose(header)` checks the header (raising a DataError) and names the groups of columns to keep, each
+    `(column indexes, dtype)`: np.float32 or np.float64 for numbers, kept as an array [rows, len(cols)], or
+    str for one column of class labels, kept as `_Labels`. Returns the number of data rows, each group's
+    values, and each numeric group's first bad cell (an E504 diagnostic, or None), which the reader raises
+    in its own order, after its checks of the row count."""
+    chunks = _csv_chunks(source, base_dir)
+    header = next(chunks)
+    try:
+        groups = choose(header)
+    except DataError:
+        for _ in chunks:  # the file's own problems come first, as when it was read whole
+            pass
+        raise
+    stores = [_Labels() if dtype is str else _Rows((len(cols),), dtype) for cols, dtype in groups]
+    errors: list[Diagnostic | None] = [None] * len(groups)
+    n = 0
+    for rows, lines in chunks:
+        n += len(rows)
+        for g, ((cols, dtype), store) in enumerate(zip(groups, stores)):
+            if dtype is str:
+                store.add(rows, lines, cols[0])
+            elif errors[g] is None:  # after the first bad cell, only the file's own problems are looked for
+                block, errors[g] = _numbers(rows, lines, cols, header, source, dtype)
+                if block is not None:
+                    store.add(block)
+    return n, [s if isinstance(s, _Labels) else s.array() for s in stores], errors
 
 
 def _target_names(source: ir.Source, args: dict, task: ir.Task, fallback: tuple[str, ...] | None) -> tuple[str, ...]:
@@ -178,84 +489,22 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def read_text(source: ir.Source, base_dir: pathlib.Path) -> str:
-    """A source's file as text (UTF-8, a BOM allowed); unreadable files are E501/E502 at the source."""
-    path = _resolve(source, base_dir)
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        _fail("E502", f"cannot read '{source.path}': not UTF-8 text ({e.reason} at byte {e.start})", source.span)
-    except OSError as e:
-        _fail("E502", f"cannot read '{source.path}': {e.strerror or e}", source.span)
 
-
-def read_table(source: ir.Source, base_dir: pathlib.Path) -> tuple[list[str], list[list[str]], list[int]]:
-    """A CSV with a header row: (header, rows of stripped cells, the file line of each row).
-
-    Blank lines are skipped; a row of the wrong width, a missing or numeric header is E502."""
-    text = read_text(source, base_dir)
-    try:
-        reader = csv.reader(io.StringIO(text, newline=""))
-        header: list[str] | None = None
-        rows: list[list[str]] = []
-        lines: list[int] = []  # file line of each row, for messages
-        for record in reader:
-            if not record or all(not cell.strip() for cell in record):
-                continue  # blank line
-            record = [cell.strip() for cell in record]
-            if header is None:
-                header = record
-                continue
-            if len(record) != len(header):
-                _fail(
-                    "E502",
-                    f"'{source.path}' line {reader.line_num}: found {len(record)} fields, "
-                    f"expected {len(header)} like the header",
-                    source.span,
-                )
-            rows.append(record)
-            lines.append(reader.line_num)
-    except csv.Error as e:
-        _fail("E502", f"'{source.path}' is not valid CSV: {e}", source.span)
-
-    if header is None:
-        _fail("E502", f"'{source.path}' is empty; expected a header row of column names", source.span)
-    if all(_is_number(h) for h in header):
-        _fail(
-            "E502",
-            f"'{source.path}' has no header: its first row holds numbers ({', '.join(header[:4])}"
-            f"{', ...' if len(header) > 4 else ''}), expected column names",
-            source.span,
-            help="add a first line naming the columns, e.g. 'p0,p1,...,label'",
-        )
-    return header, rows, lines
-
-
-def _read_csv(
-    source: ir.Source,
-    base_dir: pathlib.Path,
-    task: ir.Task,
-    default_target: tuple[str, ...] | None = None,
-    default_features: tuple[str, ...] | None = None,
-) -> _Raw:
-    args = ir.argdict(source.args)
-    targets = _target_names(source, args, task, default_target)
-    features = _feature_arg(source, args)
-    header, rows, lines = read_table(source, base_dir)
+def _csv_features(source: ir.Source, header: list[str], targets: tuple[str, ...], features: tuple[str, ...] | None,
+                  default_features: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The feature columns of a CSV, its header checked: names present, each once, a target apart."""
     blank = [i + 1 for i, h in enumerate(header) if not h]
     if blank:
         _fail("E502", f"'{source.path}' header: column {blank[0]} has no name", source.span)
     seen: set[str] = set()
     for h in header:
         if h in seen:
-            _fail("E502", f"'{source.path}' header names column '{h}' twice", source.span)
+            _fail("E502", f"'{source.path}' header names column '{_clip(h)}' twice", source.span)
         seen.add(h)
-
-    index = {h: i for i, h in enumerate(header)}
 
     def require(names, kind: str) -> None:
         for name in names:
-            if name not in index:
+            if name not in seen:
                 _fail("E503", f"{kind} column '{name}' not found in '{source.path}'", source.span,
                       help=_unknown_name_help(name, header, "columns"))
 
@@ -268,184 +517,215 @@ def _read_csv(
             _fail("E506", f"column '{name}' of '{source.path}' is both a feature and the target", source.span)
     if not features:
         _fail("E506", f"'{source.path}' has no feature columns besides the target", source.span)
+    return features
 
-    if not rows:
+
+def _read_csv(
+    source: ir.Source,
+    base_dir: pathlib.Path,
+    task: ir.Task,
+    default_target: tuple[str, ...] | None = None,
+    default_features: tuple[str, ...] | None = None,
+) -> _Raw:
+    args = ir.argdict(source.args)
+    targets = _target_names(source, args, task, default_target)
+    classify = task is ir.Task.classification
+    chosen: list[tuple[str, ...]] = []
+
+    def choose(header: list[str]) -> list[tuple[list[int], type]]:
+        chosen.append(_csv_features(source, header, targets, _feature_arg(source, args), default_features))
+        index = {h: i for i, h in enumerate(header)}
+        return [([index[f] for f in chosen[0]], np.float32),
+                ([index[t] for t in targets], str if classify else np.float64)]
+
+    n, (x, y), (x_error, y_error) = read_columns(source, base_dir, choose)
+    if n == 0:
         _fail("E505", f"'{source.path}' has a header but no data rows; expected at least one example", source.span)
-
-    table = np.array(rows, dtype=str)
-    x = _numbers(table, [index[f] for f in features], header, lines, source)
-    if task is ir.Task.classification:
-        col = index[targets[0]]
-        y = table[:, col]
-        numeric = all(_is_number(value) for value in y)  # a column of numbers: labels must be whole numbers
-        for r, value in enumerate(y):
-            where = f"'{source.path}' line {lines[r]}, column '{targets[0]}'"
-            if not value or (_is_number(value) and math.isnan(float(value))):
-                _fail("E504", f"{where}: missing label" + (f" ('{value}')" if value else ""), source.span,
-                      help="every row needs a class label")
-            if _is_number(value) and not math.isfinite(float(value)) or numeric and not float(value).is_integer():
-                _fail("E504", f"{where}: class label '{value}' is not a whole number", source.span, help=LABEL_HELP)
-    else:
-        y = _numbers(table, [index[t] for t in targets], header, lines, source)
-    return _Raw(x=x, y=y, feature_names=tuple(features), source=source)
+    problem = x_error or (y.problem(source, targets[0]) if classify else y_error)
+    if problem is not None:
+        raise DataError(problem)
+    if classify:
+        return _Raw(x=x, y=y.codes.array(), labels=y.texts, feature_names=chosen[0], source=source)
+    return _Raw(x=x, y=y, feature_names=chosen[0], source=source)
 
 
-LABEL_HELP = "class labels are whole numbers or names; for a numeric target use a regression loss such as mse"
+def _npz_archive(source: ir.Source, file: io.FileIO, keys: tuple[str, str]) -> np.lib.npyio.NpzFile:
+    """The file as an .npz archive holding both arrays, each checked from its header to fit in memory before any
+    is read (an archive's header can promise more than its bytes, or than the machine holds)."""
+    magic = _read_bytes(file, 6, source)
+    file.seek(0)
+    if magic == b"\x93NUMPY":
+        _fail("E502", f"'{source.path}' holds a single array, expected an .npz archive with arrays '{keys[0]}' and "
+              f"'{keys[1]}'", source.span, help="write it with numpy.savez(path, x=features, y=targets)")
+    if not zipfile.is_zipfile(file):
+        _fail("E502", f"'{source.path}' is not an .npz archive (found neither a zip nor a numpy header)",
+              source.span, help="write it with numpy.savez(path, x=features, y=targets)")
+    file.seek(0)
+    archive = np.load(file, allow_pickle=False)
+    names = list(archive.files)
+    for role, key in zip(("features", "targets"), keys):
+        if key not in names:
+            _fail("E503", f"array '{_clip(key)}' ({role}) not found in '{source.path}'", source.span,
+                  help=_unknown_name_help(key, names, "arrays"))
+    need = 0
+    members = set(archive.zip.namelist())
+    for key in keys:
+        info = archive.zip.getinfo(f"{key}.npy" if f"{key}.npy" in members else key)
+        with archive.zip.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(member)
+        size = math.prod(shape) * dtype.itemsize
+        if size > info.file_size:
+            _fail("E502", f"'{source.path}': array '{key}' claims {size:,} bytes ({list(shape)} of "
+                  f"{_clip(str(dtype))}) but its archive entry holds {info.file_size:,}", source.span)
+        need += size + math.prod(shape) * 4  # the array, then its float32 copy
+    memory = _memory_bytes()
+    if need > memory:
+        _fail("E502", f"'{source.path}': arrays '{keys[0]}' and '{keys[1]}' take {need / 2**30:.1f} GB to load, more "
+              f"than this machine's {memory / 2**30:.1f} GB of memory", source.span)
+    return archive
 
 
-def _numbers(table: np.ndarray, cols: list[int], header: list[str], lines: list[int], source: ir.Source) -> np.ndarray:
-    """The given columns as float64, or E504 naming the first bad cell."""
-    cells = table[:, cols]
+def read_array(source: ir.Source, base_dir: pathlib.Path, key: str | None = None) -> np.ndarray:
+    """One array of an .npy file, or of an .npz archive (`key`, else its only or first array), read with the
+    checks of every data file: a regular file, a header that fits its bytes and the memory; no pickle."""
+    file, _ = _open(source, base_dir)
     try:
-        values = cells.astype(np.float64)
-    except ValueError:
-        values = None
-    if values is not None and np.isfinite(values).all():
-        return values
-    for r in range(cells.shape[0]):
-        for c in range(cells.shape[1]):
-            text = str(cells[r, c])
-            where = f"'{source.path}' line {lines[r]}, column '{header[cols[c]]}'"
-            if not text:
-                _fail("E504", f"{where}: missing value, expected a number", source.span)
-            try:
-                value = float(text)
-            except ValueError:
-                _fail("E504", f"{where}: expected a number, found '{text}'", source.span)
-            if not math.isfinite(value):
-                _fail("E504", f"{where}: expected a finite number, found '{text}'", source.span)
-    raise AssertionError("unreachable: a conversion failed but every cell parsed")  # pragma: no cover
+        with file:
+            if _read_bytes(file, 6, source) != b"\x93NUMPY":
+                file.seek(0)
+                if not zipfile.is_zipfile(file):
+                    _fail("E502", f"'{source.path}' is neither an .npy array nor an .npz archive", source.span)
+                file.seek(0)
+                names = list(np.load(file, allow_pickle=False).files)
+                if not names:
+                    _fail("E502", f"'{source.path}' holds no arrays", source.span)
+                key = key if key in names else names[0]
+                file.seek(0)
+                with _npz_archive(source, file, (key, key)) as archive:
+                    return archive[key]
+            file.seek(0)
+            version = np.lib.format.read_magic(file)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(file)
+            size = math.prod(shape) * dtype.itemsize
+            if dtype.hasobject:
+                _fail("E502", f"'{source.path}' holds Python objects, not a numpy array of numbers", source.span)
+            if size > os.fstat(file.fileno()).st_size or 2 * size > _memory_bytes():
+                _fail("E502", f"'{source.path}': its header claims {list(shape)} of {_clip(str(dtype))}, more than "
+                      "the file holds or the machine can load", source.span)
+            file.seek(0)
+            return np.load(file, allow_pickle=False)
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        _fail("E502", f"cannot read '{source.path}' as a numpy array", source.span, notes=(_clip(str(e), 300),))
+
+
+def _memory_bytes() -> int:
+    """The machine's physical memory, the most an archive may take to load."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def _read_npz(source: ir.Source, base_dir: pathlib.Path, task: ir.Task) -> _Raw:
-    path = _resolve(source, base_dir)
     args = ir.argdict(source.args)
     xkey, ykey = args.get("x", "x"), args.get("y", "y")
     for role, key in (("x", xkey), ("y", ykey)):
         if not isinstance(key, str):
             _fail("E506", f"npz source '{source.path}': '{role}' must be an array name, found {key!r}", source.span)
+    file, _ = _open(source, base_dir)
     try:
-        with open(path, "rb") as f:
-            magic = f.read(6)
-        if magic != b"\x93NUMPY" and not zipfile.is_zipfile(path):
-            _fail(
-                "E502",
-                f"'{source.path}' is not an .npz archive (found neither a zip nor a numpy header)",
-                source.span,
-                help="write it with numpy.savez(path, x=features, y=targets)",
-            )
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            _fail(
-                "E502",
-                f"'{source.path}' holds a single array, expected an .npz archive with arrays '{xkey}' and '{ykey}'",
-                source.span,
-                help="write it with numpy.savez(path, x=features, y=targets)",
-            )
-        with archive:
-            keys = list(archive.files)
-            for role, key in (("features", xkey), ("targets", ykey)):
-                if key not in keys:
-                    _fail(
-                        "E503",
-                        f"array '{key}' ({role}) not found in '{source.path}'",
-                        source.span,
-                        help=_unknown_name_help(key, keys, "arrays"),
-                    )
+        with file, _npz_archive(source, file, (xkey, ykey)) as archive:
             x, y = archive[xkey], archive[ykey]
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        _fail(
-            "E502",
-            f"cannot read '{source.path}' as an .npz archive of numeric arrays",
-            source.span,
-            notes=(str(e),),
-            help="write it with numpy.savez(path, x=features, y=targets)",
-        )
+        _fail("E502", f"cannot read '{source.path}' as an .npz archive of numeric arrays", source.span,
+              notes=(_clip(str(e), 300),), help="write it with numpy.savez(path, x=features, y=targets)")
 
     if x.ndim == 0 or y.ndim == 0:
-        _fail(
-            "E502",
-            f"'{source.path}': arrays '{xkey}' and '{ykey}' must have one row per example, found scalars",
-            source.span,
-        )
+        _fail("E502", f"'{source.path}': arrays '{xkey}' and '{ykey}' must have one row per example, found scalars",
+              source.span)
     if x.shape[0] != y.shape[0]:
-        _fail(
-            "E502",
-            f"'{source.path}': '{xkey}' has {x.shape[0]} rows but '{ykey}' has {y.shape[0]}; "
-            "expected one target per example",
-            source.span,
-        )
+        _fail("E502", f"'{source.path}': '{xkey}' has {x.shape[0]} rows but '{ykey}' has {y.shape[0]}; "
+              "expected one target per example", source.span)
     if x.shape[0] == 0:
         _fail("E505", f"'{source.path}' holds no examples; expected at least one", source.span)
+    x = _npz_features(source, x, xkey)
+    if task is ir.Task.classification:
+        codes, labels = _npz_labels(source, y, ykey)
+        return _Raw(x=x, y=codes, labels=labels, feature_names=None, source=source)
+    return _Raw(x=x, y=_npz_targets(source, y, ykey), feature_names=None, source=source)
+
+
+def _npz_features(source: ir.Source, x: np.ndarray, xkey: str) -> np.ndarray:
+    """The features as float32 [n, ...], or E504 for the first value that is not a finite float32."""
     if x.ndim == 1:
         x = x[:, None]
     if x.dtype.kind not in "biuf":
-        _fail("E504", f"'{source.path}': array '{xkey}' holds {x.dtype} values, expected numbers", source.span)
-    x = x.astype(np.float64)
-    bad = np.argwhere(~np.isfinite(x))
+        _fail("E504", f"'{source.path}': array '{xkey}' holds {_clip(str(x.dtype))} values, expected numbers",
+              source.span)
+    bad = np.argwhere(~np.isfinite(x)) if x.dtype.kind == "f" else ()
     if len(bad):
         row, *pos = (int(i) for i in bad[0])
-        _fail(
-            "E504",
-            f"'{source.path}': array '{xkey}' row {row}, feature {tuple(pos)}: "
-            f"expected a finite number, found {x[tuple(bad[0])]}",
-            source.span,
-        )
+        _fail("E504", f"'{source.path}': array '{xkey}' row {row}, feature {tuple(pos)}: expected a finite number, "
+              f"found {x[tuple(bad[0])]}", source.span)
+    with np.errstate(over="ignore"):
+        narrow = x.astype(np.float32)
+    bad = np.argwhere(~np.isfinite(narrow))
+    if len(bad):
+        row, *pos = (int(i) for i in bad[0])
+        _fail("E504", f"'{source.path}': array '{xkey}' row {row}, feature {tuple(pos)}: expected a number of at "
+              f"most {FLOAT32_MAX:.4g} in size (float32), found {x[tuple(bad[0])]}", source.span)
+    return narrow
 
-    if task is ir.Task.classification:
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1:
-            _fail(
-                "E502",
-                f"'{source.path}': labels '{ykey}' have shape {y.shape}, expected one label per example",
-                source.span,
-            )
-        if np.issubdtype(y.dtype, np.floating):
-            bad = np.flatnonzero(~np.isfinite(y))
-            if len(bad):
-                _fail(
-                    "E504",
-                    f"'{source.path}': array '{ykey}' row {int(bad[0])}: missing label ({y[bad[0]]})",
-                    source.span,
-                )
-            bad = np.flatnonzero(y != np.round(y))
-            if len(bad):
-                _fail("E504", f"'{source.path}': array '{ykey}' row {int(bad[0])}: class label {y[bad[0]]} is not a "
-                      "whole number", source.span, help=LABEL_HELP)
-        elif y.dtype.kind not in "biuUS":
-            _fail(
-                "E504",
-                f"'{source.path}': labels '{ykey}' hold {y.dtype} values, expected integers or strings",
-                source.span,
-            )
-        if y.dtype.kind == "S":
-            y = np.char.decode(y, "utf-8", errors="replace")
-        labels = np.array([_label_text(v) for v in y.tolist()], dtype=str)
-        return _Raw(x=x, y=labels, feature_names=None, source=source)
 
+def _npz_labels(source: ir.Source, y: np.ndarray, ykey: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Class labels as int32 codes into their distinct texts, or E502/E504 for labels that are not one per example,
+    missing, or numbers that are not whole."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        _fail("E502", f"'{source.path}': labels '{ykey}' have shape {y.shape}, expected one label per example",
+              source.span)
+    if np.issubdtype(y.dtype, np.floating):
+        bad = np.flatnonzero(~np.isfinite(y))
+        if len(bad):
+            _fail("E504", f"'{source.path}': array '{ykey}' row {int(bad[0])}: missing label ({y[bad[0]]})",
+                  source.span)
+        bad = np.flatnonzero(y != np.round(y))
+        if len(bad):
+            _fail("E504", f"'{source.path}': array '{ykey}' row {int(bad[0])}: class label {y[bad[0]]} is not a "
+                  "whole number", source.span, help=LABEL_HELP)
+    elif y.dtype.kind not in "biuUS":
+        _fail("E504", f"'{source.path}': labels '{ykey}' hold {_clip(str(y.dtype))} values, expected integers or "
+              "strings", source.span)
+    if y.dtype.kind == "S":
+        y = np.char.decode(y, "utf-8", errors="replace")
+    distinct, codes = np.unique(y, return_inverse=True)
+    return codes.reshape(-1).astype(np.int32), tuple(_label_text(v) for v in distinct.tolist())
+
+
+def _npz_targets(source: ir.Source, y: np.ndarray, ykey: str) -> np.ndarray:
+    """Regression targets as float64 [n, targets], or E502/E504."""
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2:
-        _fail(
-            "E502",
-            f"'{source.path}': targets '{ykey}' have shape {y.shape}, expected [examples] or [examples, targets]",
-            source.span,
-        )
+        _fail("E502", f"'{source.path}': targets '{ykey}' have shape {y.shape}, expected [examples] or "
+              "[examples, targets]", source.span)
     if y.dtype.kind not in "biuf":
-        _fail("E504", f"'{source.path}': targets '{ykey}' hold {y.dtype} values, expected numbers", source.span)
+        _fail("E504", f"'{source.path}': targets '{ykey}' hold {_clip(str(y.dtype))} values, expected numbers",
+              source.span)
     y = y.astype(np.float64)
     bad = np.argwhere(~np.isfinite(y))
     if len(bad):
         row, col = (int(i) for i in bad[0])
-        _fail(
-            "E504",
-            f"'{source.path}': array '{ykey}' row {row}, target {col}: expected a finite number, found {y[row, col]}",
-            source.span,
-        )
-    return _Raw(x=x, y=y, feature_names=None, source=source)
+        _fail("E504", f"'{source.path}': array '{ykey}' row {row}, target {col}: expected a finite number, found "
+              f"{y[row, col]}", source.span)
+    return y
 
 
 def _label_text(v) -> str:
@@ -456,28 +736,32 @@ def _label_text(v) -> str:
     return str(v)
 
 
+
 def _read(
     source: ir.Source,
     base_dir: pathlib.Path,
     task: ir.Task,
     default_target: tuple[str, ...] | None = None,
     default_features: tuple[str, ...] | None = None,
+    compact: bool = False,
 ) -> _Raw:
+    """One source's table. Class labels come as texts (`y`), or with `compact` as int32 codes into `labels` where
+    the reader keeps them so."""
     if source.kind == "csv":
-        return _read_csv(source, base_dir, task, default_target, default_features)
-    if source.kind == "npz":
-        return _read_npz(source, base_dir, task)
-    from .sources import READERS  # more kinds: image folders, text, time series
+        raw = _read_csv(source, base_dir, task, default_target, default_features)
+    elif source.kind == "npz":
+        raw = _read_npz(source, base_dir, task)
+    else:
+        from .sources import READERS  # more kinds: image folders, text, time series
 
-    if source.kind in READERS:
-        return READERS[source.kind](source, base_dir, task)
-    kinds = (*SOURCE_KINDS, *sorted(READERS))
-    _fail(
-        "E506",
-        f"unknown data source kind '{source.kind}'; expected one of: {', '.join(kinds)}",
-        source.span,
-        help=did_you_mean(source.kind, kinds),
-    )
+        if source.kind not in READERS:
+            kinds = (*SOURCE_KINDS, *sorted(READERS))
+            _fail("E506", f"unknown data source kind '{source.kind}'; expected one of: {', '.join(kinds)}",
+                  source.span, help=did_you_mean(source.kind, kinds))
+        raw = READERS[source.kind](source, base_dir, task)
+    if raw.labels is not None and not compact:
+        raw.y, raw.labels = np.array(raw.labels, dtype=str)[raw.y], None
+    return raw
 
 
 # ---------------------------------------------------------------------------------------------
@@ -485,13 +769,20 @@ def _read(
 # ---------------------------------------------------------------------------------------------
 
 
-def _encode_labels(label_sets: Sequence[np.ndarray]) -> tuple[tuple, list[np.ndarray]]:
-    """Sorted class values over every set, and each set as int32 class indices.
+def _encode_labels(raws: Sequence[_Raw]) -> tuple[tuple, list[np.ndarray]]:
+    """Sorted class values over every table's labels, and each table's labels as int32 class indices.
 
     Labels that all read as integers are classes sorted numerically (`2 < 10`); all numbers,
     numerically; otherwise they are strings, sorted as strings.
     """
-    unique = sorted(set().union(*(set(s.tolist()) for s in label_sets)))
+    sets = []
+    for raw in raws:
+        if raw.labels is not None:
+            sets.append((raw.y, raw.labels))
+        else:
+            distinct, codes = np.unique(raw.y, return_inverse=True)
+            sets.append((codes.reshape(-1), distinct.tolist()))
+    unique = sorted(set().union(*(set(texts) for _, texts in sets)))
     values: list
     try:
         values = [int(u) for u in unique]
@@ -508,8 +799,7 @@ def _encode_labels(label_sets: Sequence[np.ndarray]) -> tuple[tuple, list[np.nda
     canon = {u: v for u, v in zip(unique, values)}
     classes = tuple(sorted(set(values)))
     position = {v: i for i, v in enumerate(classes)}
-    lookup = {u: position[canon[u]] for u in unique}
-    encoded = [np.array([lookup[v] for v in s.tolist()], dtype=np.int32) for s in label_sets]
+    encoded = [np.array([position[canon[t]] for t in texts], dtype=np.int32)[codes] for codes, texts in sets]
     return classes, encoded
 
 
@@ -570,14 +860,29 @@ def _split_indices(n: int, split: ir.Split, labels: np.ndarray | None, rng: np.r
     return train_idx, val_idx, test_idx
 
 
+
+def _mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation (numpy's: over n) in float64, a block of rows at a time, so a float32
+    split never has a float64 copy of itself made."""
+    mean = x.mean(axis=0, dtype=np.float64)
+    squares = np.zeros(x.shape[1:], np.float64)
+    step = max(1, (1 << 20) // max(1, math.prod(x.shape[1:])))  # rows per block: about a million values
+    for start in range(0, len(x), step):
+        d = np.subtract(x[start:start + step], mean, dtype=np.float64)
+        d *= d
+        squares += d.sum(axis=0)
+    return mean, np.sqrt(squares / len(x))
+
+
 def _fit_normalizer(kind: str, x: np.ndarray, span: ir.Span) -> Normalizer:
     shape = x.shape[1:]
     if kind == "none":
         return Normalizer("none", np.zeros(shape, np.float32), np.ones(shape, np.float32))
+    lo, hi = x.min(axis=0), x.max(axis=0)
     if kind == "standard":
-        shift, scale = x.mean(axis=0), x.std(axis=0)
+        shift, scale = _mean_std(x)
     elif kind == "minmax":
-        shift, scale = x.min(axis=0), x.max(axis=0) - x.min(axis=0)
+        shift, scale = lo, hi - lo
     else:
         _fail(
             "E506",
@@ -585,17 +890,113 @@ def _fit_normalizer(kind: str, x: np.ndarray, span: ir.Span) -> Normalizer:
             span,
             help=did_you_mean(kind, NORMALIZE_KINDS),
         )
-    constant = (x.max(axis=0) == x.min(axis=0)) | ~(scale > 0)
+    constant = (hi == lo) | ~(scale > 0)
     scale = np.where(constant, 1.0, scale)
     return Normalizer(kind, shift.astype(np.float32), scale.astype(np.float32))
+
+
+def _normalized(normalizer: Normalizer, x: np.ndarray, keep: bool) -> np.ndarray:
+    """`normalizer.apply(x)`; in place (the same numbers, no second copy) when x is float32 and `keep` is false: the
+    arrays load_data passes are its own, fresh from a reader or a split."""
+    if keep or x.dtype != np.float32:
+        return normalizer.apply(x)
+    x -= normalizer.shift
+    x /= normalizer.scale
+    return x
+
+
+@dataclass
+class _Splits:
+    """Features and targets of each split, before normalisation; labels already class indices."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    classes: tuple | None
+    names: tuple[str, ...] | None
+
+
+def _split_source(data: ir.Data, base_dir: pathlib.Path, seed: int, fold: int | None) -> _Splits:
+    """One source cut into splits; its table is dropped on return, so only the splits stay in memory."""
+    if data.train is not None or data.val is not None:
+        _fail("E506", "data has both a source and separate train/val files; expected one or the other", data.span)
+    if data.split is None:
+        _fail("E506", "data source has no split; expected e.g. split = { train = 0.8, val = 0.2 }", data.source.span)
+    classify = data.task is ir.Task.classification
+    raw = _read(data.source, base_dir, data.task, compact=True)
+    n = raw.x.shape[0]
+    rng = np.random.default_rng(np.random.SeedSequence(int(seed) % 2**64))
+    if classify:
+        if raw.classes is not None:  # e.g. text: class index == token id, every token a class
+            classes, y_all = raw.classes, raw.y.astype(np.int32)
+        else:
+            classes, (y_all,) = _encode_labels([raw])
+    else:
+        classes, y_all = None, raw.y
+    strata = y_all if (classify and data.split.stratify) else None
+    if strata is not None and not data.split.folds and not raw.ordered:
+        counts = np.bincount(strata, minlength=len(classes))
+        if (counts == 1).any():  # scikit-learn's rule: it cannot be in both the train and the val split
+            _fail("E505", f"class {classes[int(np.argmax(counts == 1))]!r} has a single example in "
+                  f"'{data.source.path}': too few to stratify", data.split.span,
+                  help="add examples of it, remove it from the file, or set stratify = false")
+    if fold is None and data.split.folds:  # a single dataset of a k-fold spec (summary, schedule): fold 0
+        fold = 0
+    tr, va, te = _split_indices(n, data.split, strata, rng, f"'{data.source.path}'", ordered=raw.ordered, fold=fold)
+    test = (raw.x[te], y_all[te]) if len(te) else (None, None)
+    return _Splits(raw.x[tr], y_all[tr], raw.x[va], y_all[va], *test, classes, raw.feature_names)
+
+
+def _read_files(data: ir.Data, base_dir: pathlib.Path) -> _Splits:
+    """Separate train, val (and test) files, checked to agree on their features (and targets)."""
+    task = data.task
+    if data.train is None or data.val is None:
+        given = data.train or data.val
+        missing = "val" if data.train is not None else "train"
+        _fail("E506", f"data has no {missing} file; expected a source with a split, or both train and val files",
+              given.span if given is not None else data.span)
+    raw_tr = _read(data.train, base_dir, task, compact=True)
+    default_target = None
+    default_features = None
+    if data.val.kind == "csv" and data.train.kind == "csv":
+        default_target = _target_names(data.train, ir.argdict(data.train.args), task, None)
+        if "features" not in ir.argdict(data.val.args):
+            default_features = raw_tr.feature_names
+    raw_va = _read(data.val, base_dir, task, default_target, default_features, compact=True)
+    raw_te = _read(data.test, base_dir, task, default_target, default_features, compact=True) if data.test else None
+    if raw_te is not None and raw_te.x.shape[1:] != raw_tr.x.shape[1:]:
+        _fail("E506", f"test file '{data.test.path}' has features of shape {list(raw_te.x.shape[1:])}, "
+              f"but train file '{data.train.path}' has {list(raw_tr.x.shape[1:])}", data.test.span)
+    if raw_tr.x.shape[1:] != raw_va.x.shape[1:]:
+        _fail("E506", f"val file '{data.val.path}' has features of shape {list(raw_va.x.shape[1:])}, "
+              f"but train file '{data.train.path}' has {list(raw_tr.x.shape[1:])}", data.val.span,
+              help="train and val files must have the same feature columns")
+    names = raw_tr.feature_names, raw_va.feature_names
+    if None not in names and names[0] != names[1]:
+        diff = next(i for i, (a, b) in enumerate(zip(*names)) if a != b)
+        _fail("E506", f"feature {diff + 1} is '{_clip(names[1][diff])}' in val file '{data.val.path}' "
+              f"but '{_clip(names[0][diff])}' in train file '{data.train.path}'", data.val.span,
+              help="train and val files must have the same feature columns, in the same order")
+    if task is ir.Task.classification:
+        classes, encoded = _encode_labels([raw_tr, raw_va] + ([raw_te] if raw_te is not None else []))
+        y_tr, y_va, y_te = encoded[0], encoded[1], encoded[2] if raw_te is not None else None
+    else:
+        classes, y_tr, y_va = None, raw_tr.y, raw_va.y
+        y_te = raw_te.y if raw_te is not None else None
+        if y_tr.shape[1] != y_va.shape[1]:
+            _fail("E506", f"val file '{data.val.path}' has {y_va.shape[1]} targets, "
+                  f"train file '{data.train.path}' has {y_tr.shape[1]}", data.val.span)
+    x_te = raw_te.x if raw_te is not None else None
+    return _Splits(raw_tr.x, y_tr, raw_va.x, y_va, x_te, y_te, classes, raw_tr.feature_names)
 
 
 def load_data(data: ir.Data, base_dir: pathlib.Path, seed: int, fold: int | None = None) -> Dataset:
     """Read, split, encode and normalise the data a spec describes; with `split = kfold(k)`, the given fold
     as the val split (fold 0 when none is given)."""
     base_dir = pathlib.Path(base_dir)
-    task = data.task
-    classify = task is ir.Task.classification
     if data.normalize not in NORMALIZE_KINDS:
         _fail(
             "E506",
@@ -603,116 +1004,29 @@ def load_data(data: ir.Data, base_dir: pathlib.Path, seed: int, fold: int | None
             data.span,
             help=did_you_mean(data.normalize, NORMALIZE_KINDS),
         )
+    s = _split_source(data, base_dir, seed, fold) if data.source is not None else _read_files(data, base_dir)
 
-    if data.source is not None:
-        if data.train is not None or data.val is not None:
-            _fail("E506", "data has both a source and separate train/val files; expected one or the other", data.span)
-        if data.split is None:
-            _fail(
-                "E506",
-                "data source has no split; expected e.g. split = { train = 0.8, val = 0.2 }",
-                data.source.span,
-            )
-        raw = _read(data.source, base_dir, task)
-        n = raw.x.shape[0]
-        rng = np.random.default_rng(np.random.SeedSequence(int(seed) % 2**64))
-        if classify:
-            if raw.classes is not None:  # e.g. text: class index == token id, every token a class
-                classes, y_all = raw.classes, raw.y.astype(np.int32)
-            else:
-                classes, (y_all,) = _encode_labels([raw.y])
-        else:
-            classes, y_all = None, raw.y
-        strata = y_all if (classify and data.split.stratify) else None
-        if strata is not None and not data.split.folds and not raw.ordered:
-            counts = np.bincount(strata, minlength=len(classes))
-            if (counts == 1).any():  # scikit-learn's rule: it cannot be in both the train and the val split
-                _fail("E505", f"class {classes[int(np.argmax(counts == 1))]!r} has a single example in "
-                      f"'{data.source.path}': too few to stratify", data.split.span,
-                      help="add examples of it, remove it from the file, or set stratify = false")
-        if fold is None and data.split.folds:  # a single dataset of a k-fold spec (summary, schedule): fold 0
-            fold = 0
-        tr, va, te = _split_indices(n, data.split, strata, rng, f"'{data.source.path}'", ordered=raw.ordered,
-                                    fold=fold)
-        x_tr, x_va, y_tr, y_va = raw.x[tr], raw.x[va], y_all[tr], y_all[va]
-        x_te, y_te = (raw.x[te], y_all[te]) if len(te) else (None, None)
-        names = raw.feature_names
-    else:
-        if data.train is None or data.val is None:
-            given = data.train or data.val
-            missing = "val" if data.train is not None else "train"
-            _fail(
-                "E506",
-                f"data has no {missing} file; expected a source with a split, or both train and val files",
-                given.span if given is not None else data.span,
-            )
-        raw_tr = _read(data.train, base_dir, task)
-        default_target = None
-        default_features = None
-        if data.val.kind == "csv" and data.train.kind == "csv":
-            default_target = _target_names(data.train, ir.argdict(data.train.args), task, None)
-            if "features" not in ir.argdict(data.val.args):
-                default_features = raw_tr.feature_names
-        raw_va = _read(data.val, base_dir, task, default_target, default_features)
-        raw_te = _read(data.test, base_dir, task, default_target, default_features) if data.test else None
-        if raw_te is not None and raw_te.x.shape[1:] != raw_tr.x.shape[1:]:
-            _fail("E506", f"test file '{data.test.path}' has features of shape {list(raw_te.x.shape[1:])}, "
-                  f"but train file '{data.train.path}' has {list(raw_tr.x.shape[1:])}", data.test.span)
-        if raw_tr.x.shape[1:] != raw_va.x.shape[1:]:
-            _fail(
-                "E506",
-                f"val file '{data.val.path}' has features of shape {list(raw_va.x.shape[1:])}, "
-                f"but train file '{data.train.path}' has {list(raw_tr.x.shape[1:])}",
-                data.val.span,
-                help="train and val files must have the same feature columns",
-            )
-        if raw_tr.feature_names is not None and raw_va.feature_names is not None:
-            if raw_tr.feature_names != raw_va.feature_names:
-                diff = next(i for i, (a, b) in enumerate(zip(raw_tr.feature_names, raw_va.feature_names)) if a != b)
-                _fail(
-                    "E506",
-                    f"feature {diff + 1} is '{raw_va.feature_names[diff]}' in val file '{data.val.path}' "
-                    f"but '{raw_tr.feature_names[diff]}' in train file '{data.train.path}'",
-                    data.val.span,
-                    help="train and val files must have the same feature columns, in the same order",
-                )
-        if classify:
-            classes, encoded = _encode_labels([raw_tr.y, raw_va.y] + ([raw_te.y] if raw_te is not None else []))
-            y_tr, y_va = encoded[0], encoded[1]
-            y_te = encoded[2] if raw_te is not None else None
-        else:
-            classes, y_tr, y_va = None, raw_tr.y, raw_va.y
-            y_te = raw_te.y if raw_te is not None else None
-            if y_tr.shape[1] != y_va.shape[1]:
-                _fail(
-                    "E506",
-                    f"val file '{data.val.path}' has {y_va.shape[1]} targets, "
-                    f"train file '{data.train.path}' has {y_tr.shape[1]}",
-                    data.val.span,
-                )
-        x_tr, x_va = raw_tr.x, raw_va.x
-        x_te = raw_te.x if raw_te is not None else None
-        names = raw_tr.feature_names
-
-    normalizer = _fit_normalizer(data.normalize, x_tr, data.span)
+    normalizer = _fit_normalizer(data.normalize, s.x_train, data.span)
     target_normalizer = None
-    if not classify:
+    y_tr, y_va, y_te = s.y_train, s.y_val, s.y_test
+    if data.task is not ir.Task.classification:
         y_tr, y_va = y_tr.astype(np.float32), y_va.astype(np.float32)
         y_te = y_te.astype(np.float32) if y_te is not None else None
         if data.target_normalize != "none":
             target_normalizer = _fit_normalizer(data.target_normalize, y_tr, data.span)
             y_tr, y_va = target_normalizer.apply(y_tr), target_normalizer.apply(y_va)
             y_te = target_normalizer.apply(y_te) if y_te is not None else None
+    x_train_raw = np.asarray(s.x_train, dtype=np.float32) if data.augment else None
     return Dataset(
-        x_train=normalizer.apply(x_tr),
+        x_train=_normalized(normalizer, s.x_train, keep=x_train_raw is not None),
         y_train=y_tr,
-        x_val=normalizer.apply(x_va),
+        x_val=_normalized(normalizer, s.x_val, keep=False),
         y_val=y_va,
-        feature_names=names,
-        classes=classes,
+        feature_names=s.names,
+        classes=s.classes,
         normalizer=normalizer,
         target_normalizer=target_normalizer,
-        x_test=normalizer.apply(x_te) if x_te is not None else None,
+        x_test=_normalized(normalizer, s.x_test, keep=False) if s.x_test is not None else None,
         y_test=y_te,
-        x_train_raw=np.asarray(x_tr, dtype=np.float32) if data.augment else None,
+        x_train_raw=x_train_raw,
     )

@@ -15,11 +15,13 @@ Thresholds are the constants below; specs/README.md (section "Diagnosis") docume
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import median
+
+from . import rundir
+from .rundir import RunDirError  # noqa: F401  (the error of a run directory that cannot be read; report uses it)
 
 # overfitting: val.loss ends more than OVERFIT_RISE above its minimum (mean of the last TAIL epochs,
 # at least TAIL epochs after the minimum) while train.loss keeps falling
@@ -370,45 +372,27 @@ def diagnose(records: list[dict], summary: dict | None = None) -> list[Finding]:
     return findings
 
 
-class RunDirError(ValueError):
-    """A run directory that cannot be read: missing, not a run, or a corrupt file."""
+def read_metrics(path: Path, root: Path | None = None) -> list[dict]:
+    """The records of metrics.jsonl, each checked (an object; epoch and step whole numbers, scalar values)."""
+    return rundir.read_jsonl(Path(path), rundir.metrics_row, rundir.METRICS_MAX, root)
 
 
-def read_metrics(path: Path) -> list[dict]:
-    records = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RunDirError(f"{path}:{n}: not a JSON record ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise RunDirError(f"{path}:{n}: expected one JSON object per line")
-        records.append(row)
-    return records
-
-
-def read_summary(path: Path) -> dict:
-    if not path.exists():
-        return {}
+def read_summary(path: Path, root: Path | None = None) -> dict:
+    """summary.json, checked against its schema; {} when there is none."""
     try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise RunDirError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(summary, dict):
-        raise RunDirError(f"{path}: expected a JSON object")
-    return summary
+        return rundir.read_json(Path(path), rundir.SUMMARY_JSON, rundir.JSON_MAX, root)
+    except rundir.Missing:
+        return {}
 
 
 def record(run_dir: Path) -> list[Finding]:
     """Diagnose a finished run directory and store the findings in its summary.json under "diagnosis"."""
     run_dir = Path(run_dir)
-    summary = read_summary(run_dir / "summary.json")
-    findings = diagnose(read_metrics(run_dir / "metrics.jsonl"), summary)
+    summary = read_summary(run_dir / "summary.json", run_dir)
+    findings = diagnose(read_metrics(run_dir / "metrics.jsonl", run_dir), summary)
     if summary:
         from .loop import _write_json  # strict JSON (NaN -> null), written atomically
 
         summary["diagnosis"] = [asdict(f) for f in findings]
-        _write_json(run_dir / "summary.json", summary)
+        _write_json(run_dir / "summary.json", summary, run_dir)
     return findings

@@ -10,12 +10,19 @@ so `predict` needs only the run directory and the new inputs, never the training
 on `val` or `test` reads the data as the spec names it and splits it again (the same seed gives
 the same split); on a FILE, it reads the file with the spec's source settings and the saved
 preprocessing. Both load the weights of `final` (DIR/model.safetensors: the best epoch's when the
-spec restores the best), `best` or `latest` (the checkpoints).
+spec restores the best), `best` or `latest` (the checkpoints), each checked against the sha256 recorded
+for it (summary.json for `final`, the checkpoint's state.json for the others) and against the model's
+tensor names, shapes and dtypes before use.
+
+The run directory is untrusted input (see rundir.py): its files are read through `rundir`, checked
+against their schemas, and data errors of a spec that is not on this machine as run are not quoted.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,11 +30,42 @@ import numpy as np
 
 from ..compiler import ir
 from . import checkpoint as ck
-from .data import Dataset, Normalizer, _Raw
+from . import rundir
+from .data import NORMALIZE_KINDS, Dataset, Normalizer, _Raw
+from .rundir import RunDirError, quote
+
+MAX_FEATURES = 2 ** 28  # values in one example
+MAX_EXAMPLES = 2 ** 26  # the training class counts a run records (eval rebuilds a label per example)
+MAX_OVERRIDES = 100
+_OVERRIDE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)?=.*", re.DOTALL)
 
 
-class RunError(Exception):
+class RunError(RunDirError):
     """A run directory (or an input) that cannot be used; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """DIR/run.json and DIR/spec.train, checked: the spec as run, its --set flags, the folder its data paths
+    start from, and whether that spec is the user's own (see `load_run_record`)."""
+
+    spec_file: Path
+    overrides: tuple[str, ...]
+    base_dir: Path
+    own: bool
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A weights file of a run directory and the sha256 recorded for it (None: an older run recorded none)."""
+
+    path: Path
+    root: Path
+    sha256: str | None
+    checksum_in: str
+
+    def __str__(self) -> str:
+        return str(self.path)
 
 
 @dataclass
@@ -58,20 +96,57 @@ def save_preprocessing(out_dir: Path, spec: ir.Spec, ds: Dataset) -> None:
     tensors = {"x_shift": ds.normalizer.shift, "x_scale": ds.normalizer.scale}
     if ds.target_normalizer:
         tensors.update(y_shift=ds.target_normalizer.shift, y_scale=ds.target_normalizer.scale)
-    ck.write_file_atomic(out_dir / "preprocess.json", (json.dumps(meta, indent=2, default=str) + "\n").encode())
+    ck.write_file_atomic(out_dir / "preprocess.json", (json.dumps(meta, indent=2, default=str) + "\n").encode(),
+                         out_dir)
     ck.write_file_atomic(out_dir / "preprocess.safetensors",
-                         ck.encode_safetensors({k: np.asarray(v, np.float32) for k, v in tensors.items()}))
+                         ck.encode_safetensors({k: np.asarray(v, np.float32) for k, v in tensors.items()}), out_dir)
+
+
+def _check_meta(meta: dict, shown: Path) -> None:
+    """What preprocess.json's schema cannot say: known kinds, sizes in bounds, classes for a classifier."""
+    if meta["task"] not in {t.value for t in ir.Task}:
+        raise RunError(f"{shown}: unknown task {quote(meta['task'])}; expected classification or regression")
+    for key in ("normalize", "target_normalize"):
+        if meta[key] is not None and meta[key] not in NORMALIZE_KINDS:
+            raise RunError(f"{shown}: {key}: unknown kind {quote(meta[key])}; expected {', '.join(NORMALIZE_KINDS)}")
+    shape = meta["feature_shape"]
+    if not 1 <= len(shape) <= 8 or math.prod(shape) > MAX_FEATURES:
+        raise RunError(f"{shown}: feature_shape: expected 1 to 8 dimensions of at most {MAX_FEATURES} values in all")
+    if meta["feature_names"] is not None and len(meta["feature_names"]) != math.prod(shape):
+        raise RunError(f"{shown}: {len(meta['feature_names'])} feature_names for {math.prod(shape)} features")
+    if meta["task"] == "classification":
+        classes, counts = meta["classes"], meta["class_counts"]
+        if not classes or counts is None or len(counts) != len(classes):
+            raise RunError(f"{shown}: a classifier needs its classes and a class_counts entry for each")
+        if sum(counts) > MAX_EXAMPLES:
+            raise RunError(f"{shown}: class_counts: more than {MAX_EXAMPLES} training examples in all")
+    elif meta["classes"] is not None:
+        raise RunError(f"{shown}: a regression run has no classes")
+
+
+def _check_normalizers(t: dict[str, np.ndarray], meta: dict, shown: Path) -> None:
+    names = {"x_shift", "x_scale"} | ({"y_shift", "y_scale"} if meta["target_normalize"] is not None else set())
+    if set(t) != names:
+        raise RunError(f"{shown}: expected the tensors {', '.join(sorted(names))}")
+    for k, a in t.items():
+        want = tuple(meta["feature_shape"]) if k[0] == "x" else t["y_shift"].shape
+        if a.dtype != np.float32 or a.shape != want or (k[0] == "y" and a.ndim != 1):
+            raise RunError(f"{shown}: tensor '{k}' has shape {list(a.shape)} and dtype {a.dtype}; expected "
+                           f"{list(want)} float32")
+        if not np.isfinite(a).all() or (k.endswith("scale") and (a == 0).any()):
+            raise RunError(f"{shown}: tensor '{k}' holds a zero scale or a value that is not finite")
 
 
 def load_preprocessing(run_dir: Path) -> Preprocessing:
+    json_path, tensors_path = run_dir / "preprocess.json", run_dir / "preprocess.safetensors"
     try:
-        meta = json.loads((run_dir / "preprocess.json").read_text())
-        t = ck.read_safetensors(run_dir / "preprocess.safetensors")
-    except FileNotFoundError:
-        raise RunError(f"{run_dir} has no preprocess.json: not a trainc run directory, or one from an older "
-                       "trainc") from None
-    except (json.JSONDecodeError, ck.CheckpointError) as e:
-        raise RunError(f"{run_dir}: the saved preprocessing is unreadable ({e})") from None
+        meta = rundir.read_json(json_path, rundir.PREPROCESS_JSON, rundir.JSON_MAX, run_dir)
+        _check_meta(meta, json_path)
+        limit = rundir.MB + 16 * math.prod(meta["feature_shape"])  # four float32 tensors of that shape, at most
+        t = ck.read_safetensors(tensors_path, run_dir, limit=limit)
+    except rundir.Missing as e:
+        raise RunError(f"{e}: not a trainc run directory, or one from an older trainc") from None
+    _check_normalizers(t, meta, tensors_path)
     tn = Normalizer(meta["target_normalize"], t["y_shift"], t["y_scale"]) if "y_shift" in t else None
     return Preprocessing(task=ir.Task(meta["task"]), feature_shape=tuple(meta["feature_shape"]),
                          feature_names=tuple(meta["feature_names"]) if meta["feature_names"] else None,
@@ -81,20 +156,52 @@ def load_preprocessing(run_dir: Path) -> Preprocessing:
                          target_names=tuple(meta["target_names"]) if meta.get("target_names") else None)
 
 
-def weights_file(run_dir: Path, which: str) -> Path:
-    """final: DIR/model.safetensors; best, latest: that checkpoint's weights."""
+def load_run_record(run_dir: Path) -> RunRecord:
+    """DIR/run.json and DIR/spec.train, checked (spec.train: a regular file of the run directory, not a link).
+
+    `own` is True when run.json names a spec on this machine with the very text of DIR/spec.train and the
+    base_dir is its folder: then the data files the spec names are the user's own choice, and errors
+    reading them may quote them. A run directory from elsewhere gets its data errors without quotes."""
+    record = rundir.read_json(run_dir / "run.json", rundir.RUN_JSON, rundir.JSON_MAX, run_dir)
+    text = rundir.read_text(run_dir / "spec.train", rundir.TEXT_MAX, run_dir)
+    overrides = record["overrides"]
+    if len(overrides) > MAX_OVERRIDES or not all(len(o) <= 1000 and _OVERRIDE.fullmatch(o) for o in overrides):
+        raise RunError(f"{run_dir / 'run.json'}: overrides: expected at most {MAX_OVERRIDES} settings like "
+                       "\"stop.max=3 epochs\"")
+    base = Path(record["base_dir"])
+    if not base.is_absolute():
+        raise RunError(f"{run_dir / 'run.json'}: base_dir: expected an absolute path")
+    spec = Path(record["spec"])
+    own = False
+    if record["spec"] != "-" and spec.is_absolute() and spec.parent == base:
+        try:
+            own = rundir.read_text(spec, rundir.TEXT_MAX, base) == text
+        except (RunDirError, OSError):
+            own = False
+    return RunRecord(spec_file=run_dir / "spec.train", overrides=tuple(overrides), base_dir=base, own=own)
+
+
+def weights_file(run_dir: Path, which: str) -> Weights:
+    """final: DIR/model.safetensors (its sha256 in summary.json, when recorded); best, latest: that checkpoint's
+    weights (the sha256 in its state.json)."""
     if which == "final":
         path = run_dir / "model.safetensors"
-        if not path.exists():
+        if not rundir.is_file(path, run_dir):
             raise RunError(f"{run_dir} has no model.safetensors (did the run finish?); try --weights latest")
-        return path
+        try:
+            summary = rundir.read_json(run_dir / "summary.json", rundir.SUMMARY_JSON, rundir.JSON_MAX, run_dir)
+        except rundir.Missing:
+            summary = {}
+        return Weights(path, run_dir, (summary.get("files") or {}).get("model.safetensors"), "summary.json")
     try:
-        return ck.find(run_dir / "checkpoints" / which) / "model.safetensors"
+        folder = ck.find(run_dir / "checkpoints" / which, run_dir)
     except ck.CheckpointError as e:
         raise RunError(f"no '{which}' checkpoint in {run_dir}: {e}") from None
+    state = ck.read_state(folder, run_dir)
+    return Weights(folder / "model.safetensors", run_dir, state["files"]["model.safetensors"], "state.json")
 
 
-def build(spec: ir.Spec, prep: Preprocessing, x: np.ndarray, y: np.ndarray, weights: Path):
+def build(spec: ir.Spec, prep: Preprocessing, x: np.ndarray, y: np.ndarray, weights: Weights):
     """The lowered program with `x`, `y` as its validation split and the saved weights loaded."""
     from tinygrad import Tensor
 
@@ -107,15 +214,15 @@ def build(spec: ir.Spec, prep: Preprocessing, x: np.ndarray, y: np.ndarray, weig
     tn = prep.target_normalizer
     program = lower(spec, x[:1], y_train, x, y, tn.shift if tn else None, tn.scale if tn else None,
                     n_classes=len(prep.classes) if classify else None)
-    saved = ck.read_safetensors(weights)
     state = program.state()
-    ck.check_tensors("model", saved, {k: (tuple(t.shape), np.dtype(t.dtype.fmt).name) for k, t in state.items()})
+    expected = {k: (tuple(t.shape), np.dtype(t.dtype.fmt).name) for k, t in state.items()}
+    saved = ck.read_safetensors(weights.path, weights.root, weights.sha256, expected, checksum_in=weights.checksum_in)
     for k, t in state.items():
         t.assign(Tensor(np.ascontiguousarray(saved[k]), dtype=t.dtype)).realize()
     return program
 
 
-def evaluate(spec: ir.Spec, prep: Preprocessing, x: np.ndarray, y: np.ndarray, weights: Path) -> dict[str, object]:
+def evaluate(spec: ir.Spec, prep: Preprocessing, x: np.ndarray, y: np.ndarray, weights: Weights) -> dict[str, object]:
     from .loop import eval_chunks, evaluate_split
 
     program = build(spec, prep, x, y, weights)
@@ -150,14 +257,14 @@ def read_file(spec: ir.Spec, prep: Preprocessing, path: Path, base_dir: Path) ->
 def read_inputs(prep: Preprocessing, path: Path) -> np.ndarray:
     """Unlabelled inputs for predict: a CSV with the training feature columns (by name, any order, others
     ignored), or an .npz/.npy array of examples."""
-    from .data import read_table
+    from .data import DataError, read_array, read_table
 
     if path.suffix in (".npy", ".npz"):
+        src = ir.Source(kind="npz", path=str(path), args=(), span=ir.Span(str(path), 1, 1, 1, 2))
         try:
-            data = np.load(path, allow_pickle=False)
-            x = data[data.files[0] if "x" not in data.files else "x"] if path.suffix == ".npz" else data
-        except (OSError, ValueError) as e:
-            raise RunError(f"cannot read {path}: {e}") from None
+            x = read_array(src, Path.cwd(), "x")
+        except DataError as e:
+            raise RunError(f"{path}: {e.diagnostic.message.removeprefix(repr(str(path)) + ': ')}") from None
     else:
         if prep.feature_names is None:
             raise RunError(f"{path}: this model was trained on {list(prep.feature_shape)} arrays, not named "
@@ -181,7 +288,7 @@ def read_inputs(prep: Preprocessing, path: Path) -> np.ndarray:
     return prep.normalizer.apply(x)
 
 
-def predict(spec: ir.Spec, prep: Preprocessing, x: np.ndarray, weights: Path) -> tuple[list[str], list[list]]:
+def predict(spec: ir.Spec, prep: Preprocessing, x: np.ndarray, weights: Weights) -> tuple[list[str], list[list]]:
     """Column names and rows: the predicted class and each class's probability, or the predicted targets."""
     classify = prep.task is ir.Task.classification
     y = np.zeros(len(x), np.int32) if classify else np.zeros((len(x), len(prep.target_names or (0,))), np.float32)

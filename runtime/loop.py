@@ -4,10 +4,13 @@
     DIR/summary.json    final and best values, the stop reason, wall time
     DIR/model.safetensors   the weights at the end (the best ones when restore_best is set)
     DIR/checkpoints/    last.safetensors every `checkpoint.every`, best.safetensors for `checkpoint.keep`
+
+Every file of the run directory is read and written through rundir.py: no link below DIR is followed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -24,6 +27,7 @@ from ..compiler import ir
 from ..compiler.check import mode_of, value_type
 from ..compiler.diagnostics import Diagnostic, SpecError
 from . import checkpoint as ck
+from . import rundir
 from .augment import epoch_inputs
 from .data import Dataset
 from .progress import Progress
@@ -196,10 +200,9 @@ def json_safe(obj):
     return obj
 
 
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
+def _write_json(path: Path, obj, root: Path | None = None) -> None:
+    """Strict JSON written atomically under the run directory `root` (default: the file's folder)."""
+    rundir.write_bytes(path, (json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n").encode(), root)
 
 
 def eval_chunks(program, n: int) -> list[tuple]:
@@ -229,9 +232,11 @@ def evaluate_split(program, step, parts: list[tuple], n: int, labels: np.ndarray
     return finish_eval(program, program.eval_acc.numpy(), np.concatenate(scores)[:n] if scores else None, labels)
 
 
-def _save(program, path: Path) -> None:
-    """The weights alone, as safetensors (model.safetensors), written atomically."""
-    ck.write_file_atomic(path, ck.encode_safetensors({k: t.numpy() for k, t in program.state().items()}))
+def _save(program, path: Path) -> str:
+    """The weights alone, as safetensors (model.safetensors), written atomically; returns their sha256."""
+    data = ck.encode_safetensors({k: t.numpy() for k, t in program.state().items()})
+    ck.write_file_atomic(path, data)
+    return hashlib.sha256(data).hexdigest()
 
 
 class Interrupt:
@@ -311,24 +316,35 @@ def _tensor_specs(tensors) -> dict[str, tuple[tuple[int, ...], str]]:
     return {k: (tuple(t.shape), np.dtype(t.dtype.fmt).name) for k, t in tensors.items()}
 
 
+def _pretrained_weights(pre: ir.Pretrained, path: Path) -> tuple[dict[str, np.ndarray], str]:
+    """The tensors `from(...)` names, and the file's name: a .safetensors file, or a run directory's final
+    weights (checked against summary.json's sha256 when it records one) or checkpoint (against state.json's)."""
+    if path.suffix == ".safetensors":
+        return ck.read_safetensors(path, path.parent), path.name
+    if pre.weights == "final" and rundir.is_file(path / "model.safetensors", path):
+        try:
+            summary = rundir.read_json(path / "summary.json", rundir.SUMMARY_JSON, rundir.JSON_MAX, path)
+        except rundir.Missing:
+            summary = {}
+        sha = (summary.get("files") or {}).get("model.safetensors")
+        return ck.read_safetensors(path / "model.safetensors", path, sha, checksum_in="summary.json"), \
+            "model.safetensors"
+    has_checkpoints = rundir.kind(path / "checkpoints", path) is not None if path.is_dir() else False
+    folder = ck.find(path / "checkpoints" / pre.weights if has_checkpoints else path, path if path.is_dir() else None)
+    return ck.model_weights(folder, path if path.is_dir() else folder), "model.safetensors"
+
+
 def load_pretrained(program, pre: ir.Pretrained, base_dir: Path) -> int:
     """`init = from(...)`: copy the selected layers' weights from another run; returns how many tensors.
-    Raises SpecError at the from(...) for a missing run or a tensor whose shape differs."""
+    Raises SpecError at the from(...) for a missing run or a tensor whose shape or dtype differs."""
     from tinygrad import Tensor
 
     from ..compiler.lower import selects
 
     path = (Path(base_dir) / pre.path).resolve()
     try:
-        if path.suffix == ".safetensors":
-            file = path
-        elif pre.weights == "final" and (path / "model.safetensors").exists():
-            file = path / "model.safetensors"
-        else:
-            file = ck.find(path / "checkpoints" / pre.weights if (path / "checkpoints").is_dir() else path) \
-                / "model.safetensors"
-        saved = ck.read_safetensors(file)
-    except ck.CheckpointError as e:
+        saved, fname = _pretrained_weights(pre, path)
+    except rundir.RunDirError as e:
         raise SpecError([Diagnostic(code="E509", message=f"cannot take weights from '{pre.path}': {e}",
                                     span=pre.span, help="give a run directory (its --out) or a .safetensors file")])
     wanted = {k: t for k, t in program.state().items()
@@ -336,9 +352,11 @@ def load_pretrained(program, pre: ir.Pretrained, base_dir: Path) -> int:
     problems = []
     for k, t in wanted.items():
         if k not in saved:
-            problems.append(f"'{k}' is not in {file.name}")
+            problems.append(f"'{k}' is not in {fname}")
         elif tuple(saved[k].shape) != tuple(t.shape):
-            problems.append(f"'{k}' has shape {list(saved[k].shape)} in {file.name}, the model needs {list(t.shape)}")
+            problems.append(f"'{k}' has shape {list(saved[k].shape)} in {fname}, the model needs {list(t.shape)}")
+        elif saved[k].dtype != np.dtype(t.dtype.fmt):
+            problems.append(f"'{k}' has dtype {saved[k].dtype} in {fname}, the model needs {np.dtype(t.dtype.fmt)}")
     if problems:
         raise SpecError([Diagnostic(code="E509", message=f"the weights in '{pre.path}' do not fit: " + problems[0],
                                     span=pre.span, notes=tuple(problems[1:6]),
@@ -361,7 +379,7 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
     if problems:
         raise SpecError(problems)
     progress = progress or Progress()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    rundir.make_dirs(out_dir, out_dir)
     t0 = time.perf_counter()
     tn = ds.target_normalizer
     program = lower(spec, ds.x_train, ds.y_train, ds.x_val, ds.y_val, tn.shift if tn else None,
@@ -440,25 +458,27 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
                               "schedule": _schedule_json(snapshot["schedule"])} if snapshot else None}
         name = f"step-{st.step:08d}"
         _fault_in_save(n_saves)
-        ck.save(ckpt_dir, name, host(program.state()), {**host(program.optimizer_state()), **extra}, state)
-        ck.point(ckpt_dir, "latest", name)
+        ck.save(ckpt_dir, name, host(program.state()), {**host(program.optimizer_state()), **extra}, state, out_dir)
+        ck.point(ckpt_dir, "latest", name, out_dir)
         if best:
-            ck.point(ckpt_dir, "best", name)
-        ck.prune(ckpt_dir, keep_last)
+            ck.point(ckpt_dir, "best", name, out_dir)
+        ck.prune(ckpt_dir, keep_last, out_dir)
 
     if spec.model.pretrained is not None and resume is None:
         n = load_pretrained(program, spec.model.pretrained, base_dir or Path(spec.path).resolve().parent)
         progress.write(f"init: {n} tensors from {spec.model.pretrained.path}")
     if resume is not None:  # put every tensor and counter back as the checkpoint left them
-        model_t, opt_t, saved = ck.load(resume)
+        model_t, opt_t, saved = ck.load(resume, out_dir if out_dir in Path(resume).parents else None,
+                                        _tensor_specs(program.state()))
         changed = spec_hash is not None and saved.get("spec_hash") not in (None, spec_hash)
         if changed:
             progress.write("resuming under a changed spec (--force)")
-        ck.check_tensors("model", model_t, _tensor_specs(program.state()))
         parts = {p: {k[len(p) + 1:]: v for k, v in opt_t.items() if k.startswith(p + "/")}
                  for p in ("loop", "best", "snapshot")}
         ck.check_tensors("optimizer", {k: v for k, v in opt_t.items() if "/" not in k},
                          _tensor_specs(program.optimizer_state()))
+        _check_resume(resume, saved, parts, program, len(lr_at.state()), per_epoch, epoch_size(spec, ds.y_train),
+                      len(ds.y_train))
         for k, t in program.state().items():
             assign(t, model_t[k])
         for k, t in program.optimizer_state().items():
@@ -468,6 +488,8 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
         if "rng_counter" in parts["loop"]:
             if _rng_counter() is None:
                 Tensor.rand(1).realize()  # creates the counter (and its seed) exactly as the first dropout does
+            ck.check_tensors("loop", {"rng_counter": parts["loop"]["rng_counter"]},
+                             _tensor_specs({"rng_counter": _rng_counter()}))
             assign(_rng_counter(), parts["loop"]["rng_counter"])
         loop = saved["loop"]
         st = LoopState(**{**loop, "history": loop["history"]})
@@ -488,13 +510,10 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
         snapshot = take_snapshot()  # the initial weights are a good state too
     if ready is not None:
         ready()
-    if resume is None and ckpt_dir.exists():  # a fresh run in an old directory: old checkpoints are not ours
-        import shutil
+    if resume is None:  # a fresh run in an old directory: the old checkpoints are not this run's
+        ck.clear(ckpt_dir, out_dir)
 
-        shutil.rmtree(ckpt_dir)
-
-    metrics_path = out_dir / "metrics.jsonl"
-    metrics_file = metrics_path.open("w")  # on resume: the epochs up to the checkpoint, written again
+    metrics_file = rundir.open_new(out_dir / "metrics.jsonl", out_dir)  # on resume: the epochs so far, again
     for row in st.history:
         metrics_file.write(json.dumps(json_safe(row), allow_nan=False) + "\n")
     metrics_file.flush()
@@ -638,9 +657,9 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
                     st.train_seconds, st.stopped = elapsed(), stop_reason
                     try:
                         save_checkpoint(best=new_best)
-                    except OSError as e:
-                        stop_reason = (f"could not write a checkpoint ({e.strerror or e}); the previous one is "
-                                       "intact")
+                    except (OSError, rundir.RunDirError) as e:
+                        why = e.strerror if isinstance(e, OSError) and e.strerror else e
+                        stop_reason = f"could not write a checkpoint ({why}); the previous one is intact"
         except KeyboardInterrupt:  # a second Ctrl-C: stop now, keep the last checkpoint
             stop_reason = "interrupted"
         finally:
@@ -661,7 +680,7 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
         test = evaluate(program.test_step, chunks(program.n_test), program.n_test, ds.y_test)
         reports.update({f"test.{k}": v for k, v in test.items() if isinstance(v, list)})
         test = {f"test.{k}": v for k, v in test.items() if not isinstance(v, list)}
-    _save(program, out_dir / "model.safetensors")
+    weights_sha = _save(program, out_dir / "model.safetensors")
     seconds = time.perf_counter() - t0
     result = Result(out_dir=out_dir, stop_reason=stop_reason, epochs=st.epoch, steps=st.step, seconds=seconds,
                     history=history, best=st.best_row, final=final, baseline=baseline(spec, ds), reports=reports,
@@ -684,9 +703,45 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
         "reports": reports,
         "test": test,
         "classes": [c if isinstance(c, (int, str)) else str(c) for c in ds.classes] if ds.classes else None,
+        "files": {"model.safetensors": weights_sha},  # eval, predict and from() check the weights against it
     }
     _write_json(out_dir / "summary.json", summary)
     return result
+
+
+def _check_resume(folder: Path, saved: dict, parts: dict, program, n_phases: int, per_epoch: int, n_order: int,
+                  n_train: int) -> None:
+    """What a checkpoint must hold to be resumed from, beyond its checksums and the model's tensors: a
+    state.json of the right shape, and loop tensors that fit this program and data. CheckpointError if not."""
+    where = f"{folder}/state.json"
+    why = rundir.check(saved, rundir.RESUME_JSON)
+    if why:
+        raise ck.CheckpointError(f"{where}: {why}")
+    from .schedule import Plateau
+
+    loop, snap = saved["loop"], saved["snapshot"]
+    plateaus = [p for p in saved["schedule"] + (snap["schedule"] if snap else []) if p]
+    for d, known in [(loop, LoopState.__dataclass_fields__)] + [(p, Plateau.__dataclass_fields__) for p in plateaus]:
+        if set(d) - set(known):
+            raise ck.CheckpointError(f"{where}: unknown key {rundir.quote(sorted(set(d) - set(known))[0])}")
+    if loop["batch_index"] > per_epoch or len(saved["schedule"]) != n_phases or \
+            (snap and len(snap["schedule"]) != n_phases):
+        raise ck.CheckpointError(f"{where}: the loop state does not fit this spec and data (batch_index "
+                                 f"{loop['batch_index']} of {per_epoch}, {len(saved['schedule'])} schedule phases)")
+    try:
+        np.random.default_rng().bit_generator.state = saved["rng"]
+    except (TypeError, ValueError, KeyError, OverflowError):
+        raise ck.CheckpointError(f"{where}: rng: not the state of numpy's random generator") from None
+    ck.check_tensors("loop", {k: v for k, v in parts["loop"].items() if k in ("train_acc", "grad_acc")},
+                     _tensor_specs({"train_acc": program.train_acc, "grad_acc": program.grad_acc}))
+    order = parts["loop"].get("order")
+    if loop["batch_index"] and (order is None or order.shape != (n_order,) or order.dtype != np.int64 or
+                                (n_order and not 0 <= order.min() <= order.max() < n_train)):
+        raise ck.CheckpointError(f"{folder}: loop/order is not an order of this data's {n_train} training examples")
+    if parts["best"]:
+        ck.check_tensors("best", parts["best"], _tensor_specs(program.state()))
+    if snap:
+        ck.check_tensors("snapshot", parts["snapshot"], _tensor_specs({**program.state(), **program.optimizer_state()}))
 
 
 def _fault_in_save(n: int) -> None:
@@ -716,6 +771,7 @@ def cross_validate(spec: ir.Spec, load, out_dir: Path, progress: Progress | None
     results = []
     for fold in range(k):
         progress.write(f"fold {fold + 1}/{k}")
+        rundir.make_dirs(out_dir / f"fold{fold}", out_dir)  # a real folder of DIR, not a link out of it
         results.append(train(spec, load(fold), out_dir / f"fold{fold}", progress, base_dir=base_dir))
     keys = [key for key in results[0].final if key.startswith("val.")]
     table = {key: [r.final[key] for r in results] for key in keys}

@@ -5,16 +5,21 @@ or archived alone. It holds the spec path, the stop reason, the final, best and 
 the baseline, the test metrics, the confusion matrix with class names, the model summary and the
 diagnosis (runtime/diagnose.py). A k-fold run directory gets a table of the folds and each fold's
 curves (`DIR/foldK/curves.png`). Needs matplotlib (`pip install 'trainc[plot]'`), no tinygrad.
+
+The run directory is untrusted input: it is read and written through rundir.py (no link below it followed,
+every file checked against its schema), and only its own spec.train is summarised.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import io
 import math
 import re
 from pathlib import Path
 
+from . import rundir
 from .diagnose import Finding, RunDirError, diagnose, read_metrics, read_summary
 
 PLOT_HINT = "trainc report needs matplotlib to draw the curves: pip install 'trainc[plot]'"
@@ -86,9 +91,15 @@ def panels(records: list[dict]) -> list[str]:
 
 
 def plot_curves(records: list[dict], path: Path, title: str, best_epoch: int | None = None,
-                findings: list[Finding] = ()) -> Path:
-    """Draw one subplot per curve (train and val together) against the epoch and write a PNG; the epochs where
-    the diagnosis found something are marked on the loss."""
+                findings: list[Finding] = (), root: Path | None = None) -> Path:
+    """Draw one subplot per curve (train and val together) against the epoch and write a PNG (under the run
+    directory `root`, default its folder); the epochs where the diagnosis found something are marked on the loss."""
+    rundir.write_bytes(Path(path), draw_curves(records, title, best_epoch, findings), root)
+    return Path(path)
+
+
+def draw_curves(records: list[dict], title: str, best_epoch: int | None = None, findings: list[Finding] = ()) -> bytes:
+    """The PNG of `plot_curves`, in memory."""
     Figure, FigureCanvasAgg = _figure_api()
     from matplotlib.ticker import MaxNLocator
     rows = [r for r in records if "epoch" in r and "train.loss" in r]
@@ -139,35 +150,33 @@ def plot_curves(records: list[dict], path: Path, title: str, best_epoch: int | N
     note = f" (dashed: best epoch {best_epoch})" if best_epoch is not None else ""
     note += " (red: diverged epochs)" if diverged else ""
     fig.suptitle(title + note, fontsize=10)
-    path = Path(path)
-    fig.savefig(path, format="png")
-    return path
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
 
 
 def model_summary(run_dir: Path, summary: dict) -> str:
-    """The spec's `trainc summary` table: from DIR/spec.train, else the spec path in summary.json."""
+    """The spec's `trainc summary` table, from DIR/spec.train. Never from the spec path summary.json names: that
+    file is outside the run directory, and the run directory is not trusted to choose what is read."""
     from ..compiler import analyze
     from ..compiler.summary import render
 
     spec_file = run_dir / "spec.train"
-    if not spec_file.exists():
-        spec = summary.get("spec")
-        if not spec:
-            return "(no model summary: summary.json names no spec and the run directory holds no spec.train)"
-        p = Path(spec)
-        candidates = [p] if p.is_absolute() else [p, run_dir / p, run_dir.parent / p]
-        spec_file = next((c for c in candidates if c.is_file()), None)
-        if spec_file is None:
-            return f"(no model summary: the spec {spec} cannot be found)"
     try:
-        return render(analyze(spec_file.read_text(encoding="utf-8"), str(spec_file)))
+        text = rundir.read_text(spec_file, rundir.TEXT_MAX, run_dir)
+    except rundir.Missing:
+        return "(no model summary: the run directory holds no spec.train)"
+    except RunDirError as e:
+        return f"(no model summary: {e})"
+    try:
+        return render(analyze(text, str(spec_file)))
     except Exception as e:  # a spec edited or broken since the run: the report goes on without it
-        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        why = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         return f"(no model summary: {spec_file} cannot be read as a spec: {why})"
 
 
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
@@ -244,13 +253,13 @@ def _meta(summary: dict, run_dir: Path) -> str:
         + "</p>"
 
 
-def _single(run_dir: Path, summary: dict) -> list[Path]:
-    records = read_metrics(run_dir / "metrics.jsonl")
+def _single(run_dir: Path, summary: dict, records: list[dict]) -> list[Path]:
     if not any("train.loss" in r for r in records):
         raise RunDirError(f"{run_dir / 'metrics.jsonl'} holds no epochs: the run ended before its first epoch")
     findings = diagnose(records, summary)
     best = (summary.get("best") or {}).get("epoch")
-    png = plot_curves(records, run_dir / "curves.png", f"{summary.get('spec') or run_dir}", best, findings)
+    png = draw_curves(records, f"{summary.get('spec') or run_dir}", best, findings)
+    rundir.write_bytes(run_dir / "curves.png", png, run_dir)
     title = f"trainc report: {summary.get('spec') or run_dir}"
     body = [f"<h1>{html.escape(title)}</h1>", _meta(summary, run_dir),
             "<h2>Diagnosis</h2>", _findings_html(findings),
@@ -264,11 +273,11 @@ def _single(run_dir: Path, summary: dict) -> list[Path]:
     body.append(_reports_html(summary))
     body += ["<h2>Model</h2>", f"<pre>{html.escape(model_summary(run_dir, summary))}</pre>"]
     page = run_dir / "report.html"
-    page.write_text(_page(title, body), encoding="utf-8")
-    return [png, page]
+    rundir.write_bytes(page, _page(title, body).encode("utf-8"), run_dir)
+    return [run_dir / "curves.png", page]
 
 
-def _kfold(run_dir: Path, summary: dict, folds: list[Path]) -> list[Path]:
+def _kfold(run_dir: Path, summary: dict, folds: list[tuple[Path, dict, list[dict]]]) -> list[Path]:
     title = f"trainc report: {summary.get('spec') or run_dir} ({len(folds)}-fold cross-validation)"
     body = [f"<h1>{html.escape(title)}</h1>", _meta(summary, run_dir), "<h2>Folds</h2>"]
     per_fold = summary.get("per_fold") or []
@@ -282,20 +291,18 @@ def _kfold(run_dir: Path, summary: dict, folds: list[Path]) -> list[Path]:
             f"<td>{_fmt(summary['mean'][k])} ± {_fmt((summary.get('std') or {}).get(k))}</td>" for k in keys) + "</tr>")
         body.append("<table>" + "".join(rows) + "</table>")
     written = []
-    for fold_dir in folds:
-        fold_summary = read_summary(fold_dir / "summary.json")
-        records = read_metrics(fold_dir / "metrics.jsonl")
+    for fold_dir, fold_summary, records in folds:
         best = (fold_summary.get("best") or {}).get("epoch")
         findings = diagnose(records, fold_summary)
-        png = plot_curves(records, fold_dir / "curves.png", f"{fold_dir.name}: {summary.get('spec') or run_dir}", best,
-                          findings)
-        written.append(png)
+        png = draw_curves(records, f"{fold_dir.name}: {summary.get('spec') or run_dir}", best, findings)
+        rundir.write_bytes(fold_dir / "curves.png", png, run_dir)
+        written.append(fold_dir / "curves.png")
         body += [f"<h2>{fold_dir.name}</h2>",
                  f"<p class=meta>stopped: <b>{html.escape(str(fold_summary.get('stop_reason')))}</b></p>",
                  _findings_html(findings), _img(png, f"learning curves of {fold_dir.name}")]
     body += ["<h2>Model</h2>", f"<pre>{html.escape(model_summary(run_dir, summary))}</pre>"]
     page = run_dir / "report.html"
-    page.write_text(_page(title, body), encoding="utf-8")
+    rundir.write_bytes(page, _page(title, body).encode("utf-8"), run_dir)
     return [*written, page]
 
 
@@ -308,13 +315,18 @@ def write_report(run_dir) -> list[Path]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"no such directory: {run_dir}" if not run_dir.exists() else f"{run_dir} is not a directory")
-    folds = sorted((p for p in run_dir.iterdir() if re.fullmatch(r"fold\d+", p.name) and
-                    (p / "metrics.jsonl").is_file()), key=lambda p: int(p.name[4:]))
-    if not (run_dir / "metrics.jsonl").is_file() and not folds:
+    single = rundir.is_file(run_dir / "metrics.jsonl", run_dir)
+    names = sorted((n for n in rundir.entries(run_dir, run_dir) if re.fullmatch(r"fold\d{1,6}", n)),
+                   key=lambda n: int(n[4:]))
+    folds = [run_dir / n for n in names if not single and rundir.is_file(run_dir / n / "metrics.jsonl", run_dir)]
+    if not single and not folds:
         raise RunDirError(f"{run_dir} is not a run directory: it has no metrics.jsonl "
                           "(trainc run SPEC --out DIR writes one)")
-    _figure_api()  # fail before writing anything
-    summary = read_summary(run_dir / "summary.json")
-    if (run_dir / "metrics.jsonl").is_file():
-        return _single(run_dir, summary)
-    return _kfold(run_dir, summary, folds)
+    summary = read_summary(run_dir / "summary.json", run_dir)  # everything is read and checked before drawing
+    if single:
+        records = read_metrics(run_dir / "metrics.jsonl", run_dir)
+        _figure_api()
+        return _single(run_dir, summary, records)
+    read = [(f, read_summary(f / "summary.json", run_dir), read_metrics(f / "metrics.jsonl", run_dir)) for f in folds]
+    _figure_api()
+    return _kfold(run_dir, summary, read)

@@ -13,6 +13,7 @@ trials import tinygrad, this module does not.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -29,6 +30,8 @@ from typing import Callable
 from ..compiler import ir
 from ..compiler.check import mode_of
 from ..compiler.parse import parse_expr
+from . import rundir
+from .diagnose import read_metrics, read_summary
 
 
 class SweepUsage(ValueError):
@@ -256,7 +259,7 @@ def best_of(run_dir: Path, mon: Monitor) -> tuple[float | None, dict | None]:
     summary.json's `best` when the run judged it by the same metric; otherwise (a checkpoint `keep`)
     the best epoch of metrics.jsonl, diverged epochs left out."""
     metric = mon.metric
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = read_summary(run_dir / "summary.json", run_dir)
     if "mean" in summary:  # k-fold cross-validation: the folds' mean final value
         v = summary["mean"].get(metric)
         return (v if _finite(v) else None), {k: summary["mean"][k] for k in summary["mean"]}
@@ -265,8 +268,7 @@ def best_of(run_dir: Path, mon: Monitor) -> tuple[float | None, dict | None]:
         v = row.get(metric) if row else None
         return (v if _finite(v) else None), row
     best, best_row = None, None
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    for row in rows:
+    for row in read_metrics(run_dir / "metrics.jsonl", run_dir):
         v = row.get(metric)
         if "diverged" in row or not _finite(v):
             continue
@@ -277,34 +279,47 @@ def best_of(run_dir: Path, mon: Monitor) -> tuple[float | None, dict | None]:
 
 def _collect(trial: Trial, mon: Monitor) -> None:
     """Fill in a finished trial from its exit code and its run directory."""
-    err = trial.dir / "stderr.txt"
-    lines = [ln for ln in err.read_text(errors="replace").splitlines() if ln.strip()] if err.exists() else []
-    trial.stderr_tail = lines[-8:]
-    summary_path = trial.dir / "summary.json"
-    if trial.exit_code not in (0, 130) or not summary_path.exists():  # 130: interrupted, its summary written
+    trial.stderr_tail = _tail(trial.dir / "stderr.txt", trial.dir)
+    try:
+        summary = read_summary(trial.dir / "summary.json", trial.dir)
+        if trial.exit_code in (0, 130) and summary:  # 130: interrupted, its summary written
+            trial.value, trial.row = best_of(trial.dir, mon)
+    except rundir.RunDirError as e:
+        summary = {}
+        trial.stderr_tail.append(str(e))
+    if trial.exit_code not in (0, 130) or not summary:
         if trial.status != "interrupted":
             trial.status = "failed"
         return
-    summary = json.loads(summary_path.read_text())
     trial.epochs = summary.get("epochs")
     trial.stop_reason = summary.get("stop_reason")
-    trial.value, trial.row = best_of(trial.dir, mon)
     reason = trial.stop_reason or ""
     trial.status = "interrupted" if reason == "interrupted" else "diverged" if reason.startswith("diverged") else "ok"
 
 
-def trial_command(spec_path: str, trial: Trial, fixed: tuple[str, ...]) -> list[str]:
+def _tail(path: Path, root: Path, lines: int = 8) -> list[str]:
+    """The last non-blank lines of a trial's stderr.txt (its last 64 KB), [] when there is none."""
+    try:
+        with rundir.open_file(path, None, root) as (f, size):
+            f.seek(max(0, size - 65536))
+            text = f.read(65536).decode("utf-8", "replace")
+    except rundir.RunDirError:
+        return []
+    return [ln for ln in text.splitlines() if ln.strip()][-lines:]
+
+
+def trial_command(spec_path: str, trial: Trial, fixed: tuple[str, ...], force: bool = False) -> list[str]:
     """The `trainc run` command line of one trial (the console script next to this Python, else -m trainc)."""
     exe = Path(sys.executable).with_name("trainc")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "trainc"]
-    cmd += ["run", spec_path, "-q", "--out", str(trial.dir)]
+    cmd += ["run", spec_path, "-q", "--out", str(trial.dir), *(["--force"] if force else [])]
     for s in (*fixed, *as_sets(trial.overrides)):
         cmd += ["--set", s]
     return cmd
 
 
 def run_trials(spec_path: str, trials: list[Trial], fixed: tuple[str, ...], jobs: int, mon: Monitor,
-               say: Callable[[str], None] = print) -> bool:
+               say: Callable[[str], None] = print, force: bool = False) -> bool:
     """Run every trial, `jobs` at a time; `say` one line per finished trial. Returns False when
     interrupted (Ctrl-C or SIGTERM): running trials are stopped, the rest stay `not run`. A failed trial
     never stops the others."""
@@ -343,9 +358,10 @@ def run_trials(spec_path: str, trials: list[Trial], fixed: tuple[str, ...], jobs
         while pending or running:
             while pending and len(running) < jobs:
                 trial = pending.pop(0)
-                trial.dir.mkdir(parents=True, exist_ok=True)
-                with open(trial.dir / "stdout.txt", "w") as out, open(trial.dir / "stderr.txt", "w") as err:
-                    proc = subprocess.Popen(trial_command(spec_path, trial, fixed), stdin=subprocess.DEVNULL,
+                rundir.make_dirs(trial.dir, trial.dir.parent)
+                with rundir.open_new(trial.dir / "stdout.txt", trial.dir.parent) as out, \
+                        rundir.open_new(trial.dir / "stderr.txt", trial.dir.parent) as err:
+                    proc = subprocess.Popen(trial_command(spec_path, trial, fixed, force), stdin=subprocess.DEVNULL,
                                             stdout=out, stderr=err, env=env, start_new_session=True)
                 running[proc] = (trial, time.monotonic())
             for proc in [p for p in running if p.poll() is not None]:
@@ -453,9 +469,10 @@ def save(out_dir: Path, ranked: list[Trial], keys: list[str], metric: str, mode:
             "time_s": t.seconds,
         } for t in trials],
     }
-    (out_dir / "sweep.json").write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    rundir.write_bytes(out_dir / "sweep.json", (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode(), out_dir)
     head, rows = _columns(ranked, keys, metric)
-    with open(out_dir / "sweep.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(head)
-        w.writerows([["" if v is None else v for v in row] for row in rows])
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(head)
+    w.writerows([["" if v is None else v for v in row] for row in rows])
+    rundir.write_bytes(out_dir / "sweep.csv", buf.getvalue().encode(), out_dir)

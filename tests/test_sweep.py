@@ -342,6 +342,19 @@ def test_a_failed_trial_is_reported_and_ranked_last(tmp_path):
     assert doc["trials"][1]["status"] == "ok" and (out / "trial-001" / "summary.json").exists()
 
 
+def test_a_finished_sweep_is_replaced_only_with_force(tmp_path):
+    out = tmp_path / "sw"
+    args = ("sweep", LOGISTIC, "--out", str(out), "--set", "stop.max=1 epochs", "--grid", "data.batch=[64]")
+    assert trainc(*args).returncode == 0
+    first = (out / "trial-000" / "summary.json").read_bytes()
+    r = trainc(*args)
+    assert r.returncode == 1 and "holds the finished runs of an earlier sweep" in r.stderr and "--force" in r.stderr
+    assert (out / "trial-000" / "summary.json").read_bytes() == first  # untouched
+    r = trainc(*args, "--force")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "sweep.json").read_text())["trials"][0]["status"] == "ok"
+
+
 def test_a_random_sweep_draws_what_its_seed_says(tmp_path):
     out = tmp_path / "sw"
     args = ["--random", "2", "--seed", "5", "--range", "regularization.l2=loguniform(1e-4, 1e-1)",

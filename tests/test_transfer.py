@@ -19,10 +19,10 @@ DIGITS = (ROOT / "examples" / "digits.train").read_text().replace('"data/digits.
                                                                   f'"{ROOT / "examples" / "data" / "digits.csv"}"')
 
 
-def run(spec_text: str, tmp: Path, name: str, *sets: str) -> subprocess.CompletedProcess:
+def run(spec_text: str, tmp: Path, name: str, *sets: str, force: bool = False) -> subprocess.CompletedProcess:
     spec = tmp / f"{name}.train"
     spec.write_text(spec_text)
-    args = [EXE, "run", str(spec), "-q", "--out", str(tmp / name)]
+    args = [EXE, "run", str(spec), "-q", "--out", str(tmp / name)] + (["--force"] if force else [])
     for s in sets:
         args += ["--set", s]
     return subprocess.run(args, capture_output=True, text=True, timeout=600)
@@ -91,7 +91,7 @@ def test_a_refused_init_leaves_an_existing_run_directory_as_it_was(pretrain):
     """E509 comes from the lowering: a run directory that held an earlier run keeps its records and weights."""
     before = {p.name: p.read_bytes() for p in (pretrain / "pretrain").iterdir() if p.is_file()}
     text = with_init('from("nowhere")')
-    r = run(text, pretrain, "pretrain", "stop.max=1 epochs")  # --out: the finished pretraining run
+    r = run(text, pretrain, "pretrain", "stop.max=1 epochs", force=True)  # --out: the finished pretraining run
     assert r.returncode == 1 and "error[E509]" in r.stderr
     after = {p.name: p.read_bytes() for p in (pretrain / "pretrain").iterdir() if p.is_file()}
     assert after == before and "spec.train" in after and "metrics.jsonl" in after

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import List, Optional
 
@@ -54,25 +54,39 @@ def _usage(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _read(path: str) -> str:
+def _read(path: str, problems: list[Diagnostic] | None = None) -> str:
+    """A spec's text (`-`: standard input), new lines as Python's text mode reads them. Bytes that are not a
+    spec (not UTF-8, more than parse.MAX_SPEC_BYTES: never more is read) and a file that cannot be read are
+    a diagnostic: appended to `problems` (lint goes on with the other files, and shows the text returned),
+    else printed, and exit 1. A path that names no file is a usage error (exit 2)."""
+    from .compiler.parse import MAX_SPEC_BYTES, decode
+
+    def refuse(found: Diagnostic, text: str) -> str:
+        if problems is None:
+            _print_diags([found], {found.span.file: text})
+            raise typer.Exit(1)
+        problems.append(found)
+        return text
+
+    name, size = "<stdin>" if path == "-" else path, None
     if path == "-":  # bytes, decoded here: the locale's decoding would fail (or let garbage through) on its own
-        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
-        try:
-            text = data.decode("utf-8") if isinstance(data, bytes) else data
-        except UnicodeDecodeError:
-            _usage("standard input is not UTF-8 text")
-        return text.replace("\r\n", "\n").replace("\r", "\n")  # newlines as a file's read_text gives them
-    p = Path(path)
-    if not p.exists():
-        _usage(f"no such file: {path}")
-    if p.is_dir():
-        _usage(f"{path} is a directory; pass a .train file")
-    try:
-        return p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        _usage(f"{path} is not UTF-8 text")
-    except OSError as e:  # no permission, a broken link, a device
-        _usage(f"cannot read {path}: {e.strerror or e}")
+        data = sys.stdin.buffer.read(MAX_SPEC_BYTES + 1) if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+        data = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    else:
+        if not os.path.exists(path):
+            _usage(f"no such file: {path}")
+        if os.path.isdir(path):
+            _usage(f"{path} is a directory; pass a .train file")
+        try:  # O_NONBLOCK: a FIFO without a writer reads as empty instead of waiting forever
+            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+                os.set_blocking(f.fileno(), True)
+                size = os.fstat(f.fileno()).st_size
+                data = f.read(MAX_SPEC_BYTES + 1)  # /dev/zero, or a 5 GB file: no more than the limit
+        except (OSError, ValueError) as e:  # no permission, a broken link, an I/O error
+            return refuse(Diagnostic(code="E108", message=f"cannot read {path}: {getattr(e, 'strerror', None) or e}",
+                                     span=ir.Span(name, 1, 1, 1, 1)), "")
+    text, found = decode(data, name, size)
+    return refuse(found, text) if found else text
 
 
 def _apply_overrides(file: ir.File, sets: list[str], sources: dict[str, str]) -> ir.File:
@@ -160,92 +174,148 @@ def run(
     resume: Optional[str] = typer.Option(None, "--resume", metavar="[DIR]",
                                          help="continue a run from its latest checkpoint (default: the newest "
                                               "runs/<spec>-* directory)"),
-    force: bool = typer.Option(False, "--force", help="with --resume: go on even though the spec changed"),
+    force: bool = typer.Option(False, "--force", help="replace the finished run in --out; with --resume: go on even "
+                                                      "though the spec changed"),
     log_format: str = typer.Option("text", "--log-format", metavar="text|json",
                                    help="json: one JSON object per line on stdout (messages, epochs, the end)"),
 ):
     """Train a spec: check it, load the data, compile the step and run the loop."""
     spec, sources, file = _analyze_file(spec_path, set_)
     from .compiler.operative import operative
-    from .runtime import checkpoint as ck
+    from .compiler.summary import over_memory
+    from .runtime import rundir
     from .runtime.data import DataError, load_data
-    from .runtime.loop import train
+    from .runtime.loop import check_against_data
     from .runtime.progress import Progress
 
-    base = Path(spec_path).resolve().parent if spec_path != "-" else Path.cwd()
+    if log_format not in ("text", "json"):
+        _usage(f"--log-format takes text or json; got {log_format!r}")
     folds = spec.data.split.folds if spec.data.split else 0
     stem = Path(spec_path).stem if spec_path != "-" else "stdin"
-    doc = operative(spec, file)
-    folder = None
-    if resume is not None:
-        if folds:
-            _usage("--resume does not apply to k-fold runs; run the folds again")
-        out = _resume_dir(resume, stem, out)
-        try:
-            folder = ck.find(out)
-        except ck.CheckpointError as e:
-            sys.stderr.write(f"error: cannot resume: {e}\n")
-            raise typer.Exit(1) from None
-        _check_same_spec(out, doc, force)
+    if resume is not None and folds:
+        _usage("--resume does not apply to k-fold runs; run the folds again")
+    out_dir = _resume_dir(resume, stem, out) if resume is not None else \
+        out or Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    r = _Run(spec=spec, sources=sources, doc=operative(spec, file), spec_path=spec_path, sets=list(set_),
+             base=Path(spec_path).resolve().parent if spec_path != "-" else Path.cwd(), out_dir=out_dir,
+             progress=Progress(quiet=quiet, json_lines=log_format == "json"))
     try:
-        ds = load_data(spec.data, base, spec.run.seed)  # a k-fold spec: its first fold
+        ds = load_data(spec.data, r.base, spec.run.seed)  # a k-fold spec: its first fold
     except DataError as e:
         _print_diags([e.diagnostic], sources)
         raise typer.Exit(1) from None
-    from .runtime.loop import check_against_data
-
     mismatch = check_against_data(spec, ds)  # before the run directory is touched: an existing one keeps its files
-    if mismatch:
-        _print_diags(mismatch, sources)
+    too_big = over_memory(spec, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))  # never a MemoryError
+    if mismatch or too_big:
+        _print_diags([*mismatch, *([too_big] if too_big else [])], sources)
         raise typer.Exit(1)
-    out_dir = out or Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    fresh = not out_dir.exists()  # removed again if the run fails before training starts
-    if folder is None and folds:
-        _write_run_record(out_dir, spec_path, sources[spec_path], base, set_, doc)
-    if log_format not in ("text", "json"):
-        _usage(f"--log-format takes text or json; got {log_format!r}")
-    progress = Progress(quiet=quiet, json_lines=log_format == "json")
-    if folds:
-        from .runtime.loop import cross_validate
-
-        try:
-            cv = cross_validate(spec, lambda f: load_data(spec.data, base, spec.run.seed, fold=f), out_dir, progress,
-                                base_dir=base)
-        except SpecError as e:
-            _print_diags(e.diagnostics, sources)
-            raise typer.Exit(1) from None
-        print(f"{folds}-fold cross-validation: " + "  ".join(
-            f"{k} {cv['mean'][k]:.4f} ± {cv['std'][k]:.4f}" for k in cv["mean"]))
-        print(f"-> {out_dir}/ (summary.json, fold0/ ... fold{folds - 1}/)")
-        return
-    classes = f", {ds.n_classes} classes" if ds.n_classes else ""
-    progress.write(f"trainc: {spec_path}: {len(ds.x_train)} train / {len(ds.x_val)} val examples{classes}, "
-                   f"batch {spec.data.batch}, {spec.optimizer.kind}, up to {spec.stop.max.value:g} "
-                   f"{spec.stop.max.unit.value}")
+    try:  # one trainc run at a time writes a run directory
+        held = rundir.lock(out_dir, lambda m: sys.stderr.write(f"warning: {m}\n"))
+    except (rundir.RunDirError, OSError) as e:
+        sys.stderr.write(f"error: {e}\n")
+        raise typer.Exit(1) from None
     try:
-        from .runtime.inference import save_preprocessing
+        _run_locked(r, ds, resume is not None, force)
+    finally:  # a run that failed before training leaves no folder it made
+        held.release(remove_created=not r.started)
 
-        def ready() -> None:  # the step compiled: only now are an existing directory's records replaced
-            if folder is None:
-                _write_run_record(out_dir, spec_path, sources[spec_path], base, set_, doc)
-            save_preprocessing(out_dir, spec, ds)  # for `trainc predict` without the training data
 
-        result = train(spec, ds, out_dir, progress, resume=folder, spec_hash=doc["sha256"], base_dir=base,
-                       ready=ready)
+@dataclass
+class _Run:
+    """What `trainc run` carries from the command line into the locked run directory."""
+
+    spec: ir.Spec
+    sources: dict[str, str]
+    doc: dict  # the operative spec
+    spec_path: str
+    sets: list[str]
+    base: Path  # the spec's folder: data paths start there
+    out_dir: Path
+    progress: object
+    started: bool = False  # the step compiled and the run's records were written
+
+
+def _run_locked(r: _Run, ds, resume: bool, force: bool) -> None:
+    """`trainc run` under the lock of its directory: refuse to write over a finished run, check a resumed
+    one, train (each fold of a k-fold spec) and print the outcome."""
+    from .runtime import checkpoint as ck
+    from .runtime import rundir
+
+    folder = None
+    if resume:
+        try:
+            folder = ck.find(r.out_dir, r.out_dir)
+        except rundir.RunDirError as e:
+            sys.stderr.write(f"error: cannot resume: {e}\n")
+            raise typer.Exit(1) from None
+        _check_same_spec(r.out_dir, r.doc, force)
+    elif not force and rundir.kind(r.out_dir / "summary.json", r.out_dir) is not None:
+        sys.stderr.write(f"error: {r.out_dir} holds a finished run (summary.json); trainc run does not write "
+                         "over it\n  = help: continue it with --resume, replace it with --force, or choose "
+                         "another --out\n")
+        raise typer.Exit(1)
+    if r.spec.data.split and r.spec.data.split.folds:
+        _run_folds(r)
+        return
+    _print_result(r, ds, _train_one(r, ds, folder))
+
+
+def _train_one(r: _Run, ds, folder: Path | None):
+    """Train one run (from the checkpoint `folder`, when resuming); problems are diagnostics and exit 1."""
+    from .runtime import rundir
+    from .runtime.inference import save_preprocessing
+    from .runtime.loop import train
+
+    classes = f", {ds.n_classes} classes" if ds.n_classes else ""
+    spec = r.spec
+    r.progress.write(f"trainc: {r.spec_path}: {len(ds.x_train)} train / {len(ds.x_val)} val examples{classes}, "
+                     f"batch {spec.data.batch}, {spec.optimizer.kind}, up to {spec.stop.max.value:g} "
+                     f"{spec.stop.max.unit.value}")
+
+    def ready() -> None:  # the step compiled: only now are an existing directory's records replaced
+        if folder is None:
+            _write_run_record(r.out_dir, r.spec_path, r.sources[r.spec_path], r.base, r.sets, r.doc)
+        save_preprocessing(r.out_dir, spec, ds)  # for `trainc predict` without the training data
+        r.started = True
+
+    try:
+        return train(spec, ds, r.out_dir, r.progress, resume=folder, spec_hash=r.doc["sha256"], base_dir=r.base,
+                     ready=ready)
     except SpecError as e:
-        _print_diags(e.diagnostics, sources)
-        if fresh and not (out_dir / "metrics.jsonl").exists():  # nothing trained: leave nothing half-written
-            import shutil
-
-            shutil.rmtree(out_dir, ignore_errors=True)
-        raise typer.Exit(1) from None
-    except ck.CheckpointError as e:
-        sys.stderr.write(f"error: cannot resume from {folder}: {e}\n")
-        raise typer.Exit(1) from None
+        _print_diags(e.diagnostics, r.sources)
+    except rundir.RunDirError as e:
+        sys.stderr.write(f"error: cannot resume from {folder}: {e}\n" if folder and not r.started else f"error: {e}\n")
     except OSError as e:
-        sys.stderr.write(f"error: cannot write the run directory {out_dir}: {e.strerror or e}\n")
+        sys.stderr.write(f"error: cannot write the run directory {r.out_dir}: {e.strerror or e}\n")
+    raise typer.Exit(1)
+
+
+def _run_folds(r: _Run) -> None:
+    """A k-fold spec: one run per fold (DIR/fold0, ...) and their mean and spread."""
+    from .runtime import rundir
+    from .runtime.data import load_data
+    from .runtime.loop import cross_validate
+
+    spec, folds = r.spec, r.spec.data.split.folds
+    try:
+        _write_run_record(r.out_dir, r.spec_path, r.sources[r.spec_path], r.base, r.sets, r.doc)
+        r.started = True
+        cv = cross_validate(spec, lambda f: load_data(spec.data, r.base, spec.run.seed, fold=f), r.out_dir,
+                            r.progress, base_dir=r.base)
+    except SpecError as e:
+        _print_diags(e.diagnostics, r.sources)
         raise typer.Exit(1) from None
-    final = result.final
+    except (rundir.RunDirError, OSError) as e:
+        sys.stderr.write(f"error: cannot write the run directory {r.out_dir}: {getattr(e, 'strerror', None) or e}\n")
+        raise typer.Exit(1) from None
+    print(f"{folds}-fold cross-validation: " + "  ".join(
+        f"{k} {cv['mean'][k]:.4f} ± {cv['std'][k]:.4f}" for k in cv["mean"]))
+    print(f"-> {r.out_dir}/ (summary.json, fold0/ ... fold{folds - 1}/)")
+
+
+def _print_result(r: _Run, ds, result) -> None:
+    """The end of a run: the stop reason, the final and test metrics, the baseline, the diagnosis."""
+    out_dir, progress, final = r.out_dir, r.progress, result.final
     if progress.json:
         progress.event("end", stop_reason=result.stop_reason, epochs=result.epochs, steps=result.steps,
                        seconds=round(result.seconds, 3), final=final, test=result.test, baseline=result.baseline,
@@ -269,7 +339,7 @@ def run(
           f"(metrics.jsonl, summary.json, model.safetensors)")
     _print_diagnosis(out_dir)
     if result.stop_reason == "interrupted":
-        again = " ".join(["trainc run", spec_path, *[f"--set '{x}'" for x in set_], "--resume", str(out_dir)])
+        again = " ".join(["trainc run", r.spec_path, *[f"--set '{x}'" for x in r.sets], "--resume", str(out_dir)])
         sys.stderr.write(f"interrupted: the checkpoint is saved; go on with:\n  {again}\n")
         raise typer.Exit(130)
 
@@ -280,8 +350,9 @@ def _resume_dir(resume: str, stem: str, out: Path | None) -> Path:
         return Path(resume)
     if out is not None:
         return out
-    runs = sorted((p for p in Path("runs").glob(f"{stem}-*") if (p / "checkpoints").is_dir()),
-                  key=lambda p: p.stat().st_mtime)
+    runs = sorted((p for p in Path("runs").glob(f"{stem}-*")  # real folders only: links are not followed
+                   if not p.is_symlink() and not (p / "checkpoints").is_symlink() and (p / "checkpoints").is_dir()),
+                  key=lambda p: p.lstat().st_mtime)
     if not runs:
         _usage(f"--resume: no earlier run of {stem} with a checkpoint under runs/; name its directory: --resume DIR")
     return runs[-1]
@@ -289,15 +360,20 @@ def _resume_dir(resume: str, stem: str, out: Path | None) -> Path:
 
 def _check_same_spec(run_dir: Path, doc: dict, force: bool) -> None:
     """Refuse to resume under a spec that means something else than the run's, with what changed."""
-    import yaml
-
     from .compiler.operative import diff
+    from .runtime import rundir
 
     try:
-        old = yaml.safe_load((run_dir / "operative.yaml").read_text())
-    except (OSError, yaml.YAMLError):
-        old = None
-    if not isinstance(old, dict) or old.get("sha256") == doc["sha256"]:
+        old = rundir.read_yaml(run_dir / "operative.yaml", rundir.OPERATIVE_YAML, rundir.TEXT_MAX, run_dir)
+    except rundir.Missing:  # an older run directory: nothing to compare with
+        return
+    except rundir.RunDirError as e:
+        if force:
+            sys.stderr.write(f"warning: resuming without comparing the spec (--force): {e}\n")
+            return
+        sys.stderr.write(f"error: cannot resume: {e}\n  = help: pass --force to resume without comparing the spec\n")
+        raise typer.Exit(1) from None
+    if old["sha256"] == doc["sha256"]:
         return
     lines = diff(old, doc) or ["  (no setting differs as written: this trainc fills in other defaults than the one "
                                "that trained the run)"]
@@ -310,32 +386,44 @@ def _check_same_spec(run_dir: Path, doc: dict, force: bool) -> None:
 
 
 def _write_run_record(out_dir: Path, spec_path: str, text: str, base: Path, sets: list[str], doc: dict) -> None:
-    """DIR/spec.train (the text as run), DIR/run.json (where it came from), DIR/operative.yaml (every setting)."""
+    """DIR/spec.train (the text as run), DIR/run.json (where it came from), DIR/operative.yaml (every setting).
+    Raises RunDirError or OSError when the directory cannot be written."""
     import json
 
     from . import __version__
     from .compiler.operative import render
     from .runtime.checkpoint import write_file_atomic
 
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_file_atomic(out_dir / "spec.train", text.encode())
-        record = {"spec": str(Path(spec_path).resolve()) if spec_path != "-" else "-", "base_dir": str(base),
-                  "overrides": list(sets), "trainc": __version__, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        write_file_atomic(out_dir / "run.json", (json.dumps(record, indent=2) + "\n").encode())
-        write_file_atomic(out_dir / "operative.yaml", render(doc).encode())
-    except OSError as e:
-        _usage(f"cannot write the run directory {out_dir}: {e.strerror or e}")
+    write_file_atomic(out_dir / "spec.train", text.encode(), out_dir)
+    record = {"spec": str(Path(spec_path).resolve()) if spec_path != "-" else "-", "base_dir": str(base),
+              "overrides": list(sets), "trainc": __version__, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    write_file_atomic(out_dir / "run.json", (json.dumps(record, indent=2) + "\n").encode(), out_dir)
+    write_file_atomic(out_dir / "operative.yaml", render(doc).encode(), out_dir)
 
 
 def _data_checks(spec: ir.Spec, path: str) -> list[Diagnostic]:
-    """What the data can tell without training: feature shape, classes, class weights, batch size.
+    """What the data can tell without training: feature shape, classes, class weights, batch size, folds.
 
     Reads the data files (numpy only, no tinygrad); skipped when they are missing, since a spec may
-    be written before its data exists: `trainc run` reports that."""
+    be written before its data exists: `trainc run` reports that. A path the system refuses (a name too
+    long, a NUL in it) is reported at the path."""
+    import errno
+
     base = Path(path).resolve().parent if path != "-" else Path.cwd()
-    sources = [s for s in (spec.data.source, spec.data.train, spec.data.val) if s is not None]
-    if not sources or not all((base / s.path).exists() for s in sources):
+    keys = [k for k in ("source", "train", "val") if getattr(spec.data, k) is not None]
+    for key in keys:
+        s = getattr(spec.data, key)
+        try:
+            os.stat(os.path.join(base, os.path.expanduser(s.path)))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except (OSError, ValueError) as e:  # ENAMETOOLONG, ELOOP, EACCES; ValueError: a NUL character
+            why = getattr(e, "strerror", None) or ("it holds a NUL character" if "null" in str(e) else str(e))
+            long = getattr(e, "errno", None) == errno.ENAMETOOLONG
+            return [Diagnostic(code="E502", message=f"cannot open the data path '{s.path}': {why}",
+                               span=spec.data.span_of(f"{key}.path"),
+                               help="a file's name is at most 255 bytes, and a path 4096" if long else None)]
+    if not keys:
         return []
     from .runtime.data import DataError, load_data  # numpy: only when there is data to read
     from .runtime.loop import check_against_data
@@ -344,6 +432,11 @@ def _data_checks(spec: ir.Spec, path: str) -> list[Diagnostic]:
         ds = load_data(spec.data, base, spec.run.seed)
     except DataError as e:
         return [e.diagnostic]
+    folds, n = spec.data.split.folds if spec.data.split else 0, len(ds.x_train) + len(ds.x_val)
+    if folds > n:  # every fold validates on at least one example
+        return [Diagnostic(code="E505", message=f"kfold({folds}) needs at least {folds} examples, one per fold, but "
+                           f"the data has {n}", span=spec.data.span_of("split.k"),
+                           help=f"use k <= {n} ({n} is leave-one-out)")]
     return check_against_data(spec, ds)
 
 
@@ -363,7 +456,7 @@ def _spec_paths(paths: list[str]) -> list[str]:
     out: list[str] = []
     for path in paths:
         p = Path(path)
-        if path != "-" and p.is_dir():
+        if path != "-" and os.path.isdir(path):  # not Path.is_dir(), which raises for a name too long
             found = sorted(str(f) for f in p.rglob("*.train")
                            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts))
             if not found:
@@ -390,24 +483,39 @@ def lint(paths: List[str] = typer.Argument(..., metavar="PATH...",
     if format_ not in FORMATS:
         _usage(f"--format takes {', '.join(FORMATS)}; not {format_!r}")
     files = _spec_paths(paths)
-    texts = {path: _read(path) for path in files}  # every file is read before any is reported
-    sources, diags = {}, []
+    unread: list[Diagnostic] = []  # files that are not specs (not UTF-8, too large, unreadable): one problem each
+    texts = {path: _read(path, unread) for path in files}  # every file is read before any is reported
+    sources, diags, crashed = {}, list(unread), []
     for path, text in texts.items():
         name = "<stdin>" if path == "-" else path
         sources[name] = text
-        spec, found = lint_spec(text, name)
-        if data and not any(d.is_error for d in found):
-            found += _data_checks(spec, path)
+        if any(d.span.file == name for d in unread):
+            continue
+        try:  # a bug met in one file is reported, at the end; the other files are still checked
+            spec, found = lint_spec(text, name)
+            if data and not any(d.is_error for d in found):
+                found += _data_checks(spec, path)
+        except Exception as e:
+            if os.environ.get("TRAINC_DEBUG"):
+                raise
+            from .compiler.diagnostics import clip, visible
+
+            crashed.append(visible(clip(f"internal error: {name}: {type(e).__name__}: {e}")))
+            continue
         diags += found
     if format_ == "full":
         if diags:
             _print_diags(diags, sources)
-        else:
+        elif not crashed:
             print(f"{len(files)} file{'s' * (len(files) != 1)} checked, no problems")
     else:
         from . import __version__
 
         sys.stdout.write(render(format_, diags, sources, **({"version": __version__} if format_ == "sarif" else {})))
+    if crashed:
+        sys.stderr.write("\n".join(crashed) + "\nthis is a bug in trainc; rerun with TRAINC_DEBUG=1 for the "
+                         "traceback and report it\n")
+        raise typer.Exit(2)
     if diags:
         raise typer.Exit(1) from None
 
@@ -445,7 +553,9 @@ def schedule(
     """Preview the learning-rate schedule over the whole run, without training."""
     spec, sources = _analyze(spec_path, set_)
     from .runtime import preview
-    from .runtime.schedule import epoch_steps
+    from .runtime.schedule import epoch_steps, run_steps
+
+    most = 1_000_000  # steps previewed: the preview computes every step's lr (a million take about a second)
 
     if steps_per_epoch is None:
         from .runtime.data import DataError, load_data
@@ -457,9 +567,16 @@ def schedule(
             _print_diags([e.diagnostic], sources)
             sys.stderr.write("(or give --steps-per-epoch N to preview without the data)\n")
             raise typer.Exit(1) from None
-        from .runtime.loop import epoch_size
+        from .runtime.loop import check_against_data, epoch_size
 
+        mismatch = [d for d in check_against_data(spec, ds) if d.is_error]  # a batch larger than the data: no step
+        if mismatch:
+            _print_diags(mismatch, sources)
+            raise typer.Exit(1)
         steps_per_epoch = epoch_steps(spec, epoch_size(spec, ds.y_train))
+    if run_steps(spec, steps_per_epoch) > most:
+        _usage(f"the run is {run_steps(spec, steps_per_epoch):,} steps; trainc schedule previews at most {most:,} "
+               "(it computes the lr of every step)")
     print(preview.table(spec, steps_per_epoch))
     if plot is not None:
         try:
@@ -506,6 +623,32 @@ def compile_(
     sys.stdout.write(to_yaml(node))
 
 
+def _report_trial_problems(shown: dict[tuple, tuple[str, bool]]) -> None:
+    """The problems of the trials' specs, each once; exit 1 when one is an error."""
+    if not shown:
+        return
+    errors = sum(e for _, e in shown.values())
+    counts = [f"{n} {w}{'s' * (n != 1)}" for n, w in ((errors, "error"), (len(shown) - errors, "warning")) if n]
+    sys.stderr.write("\n\n".join(r for r, _ in shown.values()) + "\n\n" + ", ".join(counts) + "\n")
+    if errors:
+        raise typer.Exit(1)
+
+
+def _sweep_dir(out: Path | None, spec_path: str, force: bool) -> Path:
+    """The sweep's directory; one that holds an earlier sweep's finished runs is refused unless --force."""
+    out_dir = out or Path("runs") / f"sweep-{Path(spec_path).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        finished = (out_dir / "sweep.json").exists() or any((t / "summary.json").exists()
+                                                            for t in out_dir.glob("trial-*"))
+    except OSError:
+        finished = False  # an unreadable directory: the trials say what is wrong with it
+    if finished and not force:
+        sys.stderr.write(f"error: {out_dir} holds the finished runs of an earlier sweep\n"
+                         f"  = help: choose another --out, or pass --force to replace them\n")
+        raise typer.Exit(1)
+    return out_dir
+
+
 @app.command()
 def sweep(
     spec_path: str = typer.Argument(..., metavar="SPEC", help="the .train file"),
@@ -523,6 +666,7 @@ def sweep(
                                        help="trials at once (default: the number of cores)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR",
                                        help="sweep directory (default: runs/sweep-<spec>-<time>)"),
+    force: bool = typer.Option(False, "--force", help="replace the finished runs of an earlier sweep in --out"),
 ):
     """Train a spec once per setting of a grid (or per random draw), in parallel, and rank the runs."""
     from .compiler import check_file
@@ -557,18 +701,13 @@ def sweep(
             shown.setdefault(key, (render(d, srcs.get(d.span.file), _color(sys.stderr)), d.is_error))
         if spec is not None and not any(d.is_error for d in problems):
             monitors.setdefault(sw.monitor(spec), overrides)
-    if shown:
-        errors = sum(e for _, e in shown.values())
-        counts = [f"{n} {w}{'s' * (n != 1)}" for n, w in ((errors, "error"), (len(shown) - errors, "warning")) if n]
-        sys.stderr.write("\n\n".join(r for r, _ in shown.values()) + "\n\n" + ", ".join(counts) + "\n")
-        if errors:
-            raise typer.Exit(1)
+    _report_trial_problems(shown)
     if len(monitors) > 1:
         _usage("the trials monitor different metrics (" + "; ".join(
             f"{m.metric} with {' '.join(sw.as_sets(o)) or 'the spec as is'}" for m, o in monitors.items())
             + "); a sweep ranks its trials by one: set the monitor with --set, not --grid or --range")
     mon = next(iter(monitors))
-    out_dir = out or Path("runs") / f"sweep-{Path(spec_path).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out_dir = _sweep_dir(out, spec_path, force)
     width = max(3, len(str(len(plans) - 1)))
     trials = [sw.Trial(index=i, overrides=o, dir=out_dir / f"trial-{i:0{width}d}") for i, o in enumerate(plans)]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -581,7 +720,7 @@ def sweep(
 
     say(f"trainc sweep: {spec_path}: {len(trials)} trials, {jobs} at a time, ranked by {mon.metric} ({mon.mode})"
         f" -> {out_dir}/")
-    complete = sw.run_trials(spec_path, trials, tuple(set_), jobs, mon, say)
+    complete = sw.run_trials(spec_path, trials, tuple(set_), jobs, mon, say, force=force)
     ranked = sw.rank(trials, mon.mode)
     sw.save(out_dir, ranked, keys, mon.metric, mon.mode, {
         "spec": spec_path, "set": list(set_), "grid": {g.key: list(g.values) for g in grids},
@@ -692,6 +831,9 @@ def report(run_dir: Path = typer.Argument(..., metavar="DIR", help="a run direct
     except RunDirError as e:
         sys.stderr.write(f"error: {e}\n")
         raise typer.Exit(1) from None
+    except OSError as e:
+        sys.stderr.write(f"error: cannot write the report in {run_dir}: {e.strerror or e}\n")
+        raise typer.Exit(1) from None
     except ImportError as e:
         _usage(str(e))
     for p in paths:
@@ -702,19 +844,50 @@ def report(run_dir: Path = typer.Argument(..., metavar="DIR", help="a run direct
         webbrowser.open(paths[-1].resolve().as_uri())
 
 
-def _load_run(run_dir: Path) -> tuple[ir.Spec, dict[str, str], Path]:
-    """The spec a run was trained with (DIR/spec.train and its --set flags) and the folder its paths start from."""
-    import json
+def _load_run(run_dir: Path) -> tuple[ir.Spec, dict[str, str], Path, bool]:
+    """The spec a run was trained with (DIR/spec.train and its --set flags), the folder its paths start from, and
+    whether that spec is the user's own (see inference.load_run_record: only then are data errors quoted)."""
+    from .runtime import inference as inf
+    from .runtime import rundir
+
+    if not run_dir.is_dir():
+        _usage(f"no such directory: {run_dir}" if not run_dir.exists() else f"{run_dir} is not a directory")
+    try:
+        rec = inf.load_run_record(run_dir)
+    except rundir.Missing as e:
+        sys.stderr.write(f"error: {run_dir} is not a run directory ({e})\n"
+                         "  = help: give the --out of a `trainc run`\n")
+        raise typer.Exit(1) from None
+    except rundir.RunDirError as e:
+        sys.stderr.write(f"error: {e}\n")
+        raise typer.Exit(1) from None
+    try:
+        spec, sources, _ = _analyze_file(str(rec.spec_file), list(rec.overrides))
+    except typer.Exit as e:
+        if e.exit_code != 2:
+            raise
+        # a --set of run.json that does not apply to spec.train: the run directory's problem, not the command's
+        sys.stderr.write(f"error: {run_dir / 'run.json'}: its overrides do not apply to {rec.spec_file}\n")
+        raise typer.Exit(1) from None
+    return spec, sources, rec.base_dir, rec.own
+
+
+def _run_data(spec: ir.Spec, sources: dict[str, str], base: Path, own: bool, run_dir: Path):
+    """The data a run's spec names (for eval on val or test). Its errors are quoted only for the user's own spec:
+    a run directory from elsewhere does not choose which of the user's files get quoted."""
+    from .runtime.data import DataError, load_data
 
     try:
-        record = json.loads((run_dir / "run.json").read_text())
-    except FileNotFoundError:
-        _usage(f"{run_dir} is not a run directory (no run.json); give the --out of a `trainc run`")
-    except (OSError, json.JSONDecodeError) as e:
-        sys.stderr.write(f"error: {run_dir}/run.json is unreadable: {e}\n")
+        return load_data(spec.data, base, spec.run.seed)
+    except DataError as e:
+        d = e.diagnostic
+        if not own:
+            d = replace(d, message=f"cannot read the data this run's spec names ({d.code})", notes=(),
+                        help=f"{run_dir / 'run.json'} does not name a spec on this machine with the text of "
+                             f"{run_dir / 'spec.train'}, so the files it names are not quoted; evaluate on a file "
+                             "you give: --split FILE")
+        _print_diags([d], sources)
         raise typer.Exit(1) from None
-    spec, sources, _ = _analyze_file(str(run_dir / "spec.train"), record.get("overrides") or [])
-    return spec, sources, Path(record.get("base_dir") or run_dir)
 
 
 WEIGHTS = typer.Option("final", "--weights", metavar="final|best|latest",
@@ -732,16 +905,16 @@ def eval_(
     import json
 
     from .runtime import inference as inf
-    from .runtime.data import DataError, load_data
+    from .runtime.data import DataError
 
     if weights not in ("final", "best", "latest"):
         _usage(f"--weights takes final, best or latest; got {weights!r}")
-    spec, sources, base = _load_run(run_dir)
+    spec, sources, base, own = _load_run(run_dir)
     try:
         prep = inf.load_preprocessing(run_dir)
         wfile = inf.weights_file(run_dir, weights)
         if split in ("val", "test"):
-            ds = load_data(spec.data, base, spec.run.seed)
+            ds = _run_data(spec, sources, base, own, run_dir)
             x, y = (ds.x_val, ds.y_val) if split == "val" else (ds.x_test, ds.y_test)
             if x is None:
                 _usage("this run has no test split; give --split val or a FILE")
@@ -750,10 +923,10 @@ def eval_(
                 _usage(f"--split: no such file: {split} (expected val, test or a file)")
             x, y = inf.read_file(spec, prep, Path(split), base)
         result = inf.evaluate(spec, prep, x, y, wfile)
-    except DataError as e:
+    except DataError as e:  # the file given with --split: the user's own
         _print_diags([e.diagnostic], sources)
         raise typer.Exit(1) from None
-    except (inf.RunError, ck_error()) as e:
+    except ck_error() as e:
         sys.stderr.write(f"error: {e}\n")
         raise typer.Exit(1) from None
     name = split if split in ("val", "test") else "file"
@@ -769,9 +942,10 @@ def eval_(
 
 
 def ck_error():
-    from .runtime.checkpoint import CheckpointError
+    """The error of a run directory that cannot be used: the base of CheckpointError and inference's RunError."""
+    from .runtime.rundir import RunDirError
 
-    return CheckpointError
+    return RunDirError
 
 
 @app.command()
@@ -792,12 +966,12 @@ def predict(
         _usage(f"--weights takes final, best or latest; got {weights!r}")
     if not inputs.exists():
         _usage(f"no such file: {inputs}")
-    spec, _, _ = _load_run(run_dir)
+    spec, _, _, _ = _load_run(run_dir)
     try:
         prep = inf.load_preprocessing(run_dir)
         x = inf.read_inputs(prep, inputs)
         names, rows = inf.predict(spec, prep, x, inf.weights_file(run_dir, weights))
-    except (inf.RunError, ck_error()) as e:
+    except ck_error() as e:
         sys.stderr.write(f"error: {e}\n")
         raise typer.Exit(1) from None
     except Exception as e:  # a DataError from reading the CSV
@@ -816,7 +990,11 @@ def predict(
     else:
         from .runtime.checkpoint import write_file_atomic
 
-        write_file_atomic(out, buf.getvalue().encode())
+        try:
+            write_file_atomic(out, buf.getvalue().encode())
+        except (ck_error(), OSError) as e:
+            sys.stderr.write(f"error: cannot write {out}: {getattr(e, 'strerror', None) or e}\n")
+            raise typer.Exit(1) from None
         sys.stderr.write(f"{len(rows)} predictions -> {out}\n")
 
 

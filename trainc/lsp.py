@@ -16,6 +16,11 @@ Positions. trainc's spans count lines and columns from 1, columns in code points
 characters), the end exclusive; LSP counts both from 0, columns in the negotiated encoding:
 UTF-16 code units unless the client lists others in `general.positionEncodings` (pygls takes
 the first one it supports, in the client's order). `Lines` converts both ways.
+
+Limits, so that no document blocks the server: completion reads the text with regexes that never
+backtrack (linear in the document) and follows at most MAX_CALL_DEPTH calls inside calls; a document
+shows at most MAX_DIAGNOSTICS problems, the last saying how many more there are; a spec over
+parse.MAX_SPEC_BYTES is one problem (E109), as in `trainc lint`.
 """
 
 from __future__ import annotations
@@ -32,9 +37,12 @@ from lsprotocol import types
 from . import __version__
 from .compiler import check_file, ir, lint, parse
 from .compiler import catalog as C
-from .compiler.diagnostics import Diagnostic, SpecError
+from .compiler.diagnostics import Diagnostic, SpecError, clip
+from .compiler.parse import MAX_SPEC_BYTES
 
 DEBOUNCE = 0.3  # seconds of quiet after a change before the document is linted again
+MAX_CALL_DEPTH = 64  # calls inside calls followed to find what an argument means (`init = normal(...)`)
+MAX_DIAGNOSTICS = 1000  # per document: a client slows down long before, and the first are the ones to fix
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +57,7 @@ def units(s: str, encoding: str = "utf-16") -> int:
         return len(s)
     if encoding == "utf-8":
         return len(s.encode("utf-8", "surrogatepass"))  # a lone surrogate (JSON carries them): 3 bytes
-    return len(s) + sum(ord(c) > 0xFFFF for c in s)
+    return len(s.encode("utf-16-le", "surrogatepass")) // 2  # 2 units past U+FFFF; a lone surrogate 1
 
 
 class Lines:
@@ -147,9 +155,12 @@ def _shape(spec: ir.Spec | None, value: str) -> str | None:
 # Context: where the cursor is, from the text before it (works on half-written files)
 # ---------------------------------------------------------------------------------------------
 
-_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*(?P<close>")?|#[^\n]*|->|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*'
-                    r"|[0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?|\.[0-9]+|\n|\S")
+# Strings unrolled (`"[^"\\]*(\\.[^"\\]*)*"`): an alternation inside a repeat holds ~150 bytes per character.
+_TOKEN = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*(?P<close>")?|#[^\n]*|->'
+                    r"|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*|[0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?|\.[0-9]+|\n|\S")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_WORD_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_."
+_GIVEN = re.compile(r"(?<!\w)([A-Za-z_]\w*+)\s*+=[^=]")  # `name =` of a keyword argument; possessive: linear
 
 
 @dataclass
@@ -194,6 +205,7 @@ def scan(text: str) -> tuple[list[Frame], Names, bool]:
     """The open brackets at the end of `text` (outermost first), the model's names defined in it, and
     whether `text` ends inside a string or a comment."""
     frames, names = [Frame("top", "")], Names()
+    opened = {"(": 0, "{": 0, "[": 0}  # how many frames each bracket opened: a closer finds its match in O(1)
     for m in _TOKEN.finditer(text):
         tok, top = m.group(), frames[-1]
         if tok.startswith("#") or (tok.startswith('"') and not m.group("close")):
@@ -206,12 +218,14 @@ def scan(text: str) -> tuple[list[Frame], Names, bool]:
             top.toks = []
         elif tok in ("(", "{", "["):
             frames.append(_opened(top, tok))
+            opened[tok] += 1
             top.toks.append(tok)
         elif tok in (")", "}", "]"):
             opener = {")": "(", "}": "{", "]": "["}[tok]
-            if any(_BRACKET[f.kind] == opener for f in frames[1:]):  # close up to its match: `f(x }` closes both
-                while _BRACKET[frames.pop().kind] != opener:
-                    pass
+            while opened[opener]:  # close up to its match: `f(x }` closes both
+                opened[_BRACKET[frames[-1].kind]] -= 1
+                if _BRACKET[frames.pop().kind] == opener:
+                    break
             frames[-1].toks.append(tok)
         elif tok != "\n":
             top.toks.append(tok)
@@ -285,11 +299,13 @@ def _block_entry(name: str, params: list[list]) -> C.Entry:
     return C.Entry(name, specs, "A block defined in this file.")
 
 
-def entry_in(frames: list[Frame], name: str, names: Names) -> C.Entry | None:
+def entry_in(frames: list[Frame], name: str, names: Names, depth: int = 0) -> C.Entry | None:
     """The registry entry (or block) that `name` means as a value written inside `frames`."""
     up = frames[-1]
+    if up.kind == "call" and depth >= MAX_CALL_DEPTH:  # a thousand calls deep: no spec, so no answer
+        return None
     if up.kind == "call":  # a call inside a call's argument: `init = normal(...)`
-        outer = entry_in(frames[:-1], up.head, names)
+        outer = entry_in(frames[:-1], up.head, names, depth + 1)
         param = outer.param(up.toks[0]) if outer and up.toks[1:2] == ["="] else None
         if param is not None and isinstance(param.type, C.InitRef):
             return C.INITS.get(name)
@@ -413,10 +429,12 @@ def _arguments(entry: C.Entry, given: set[str]) -> list[types.CompletionItem]:
 
 def completions(text: str, position: types.Position, encoding: str = "utf-16") -> list[types.CompletionItem]:
     """The completion items at a position, from the text around it (the file need not parse)."""
+    if len(text) > MAX_SPEC_BYTES:  # refused as a whole (E109): nothing to complete
+        return []
     lines = Lines(text, encoding)
     line, col = lines.offset(position)
     before = lines.before(line, col)
-    before = before[:len(before) - len(re.search(r"[A-Za-z0-9_.]*\Z", before).group())]  # the word being typed
+    before = before.rstrip(_WORD_CHARS)  # the word being typed (a regex anchored at the end would be quadratic)
     frames, _, inside = scan(before)
     if inside:
         return []
@@ -432,7 +450,7 @@ def completions(text: str, position: types.Position, encoding: str = "utf-16") -
             return _argument_values(p, names) if p else []
         if t:
             return []
-        given = {m.group(1) for m in re.finditer(r"([A-Za-z_]\w*)\s*=[^=]", before[before.rfind("("):])}
+        given = {m.group(1) for m in _GIVEN.finditer(before, max(before.rfind("("), 0))}
         takes_values = entry.extra.get("multi") or any(isinstance(p.type, C.Value) for p in entry.params)
         return _arguments(entry, given) + (_values(names) if takes_values else [])
     if cur.kind == "list":
@@ -698,7 +716,8 @@ def _child(stmt: ir.Stmt, section: str, spec: ir.Spec | None, lines: Lines, path
 def to_lsp(d: Diagnostic, lines: Lines) -> types.Diagnostic:
     """A trainc diagnostic for the client. The help (and any notes) follow the message on their own lines,
     as `help: ...`, so every client shows them."""
-    message = "\n".join([d.message] + [f"note: {n}" for n in d.notes] + ([f"help: {d.help}"] if d.help else []))
+    message = "\n".join([clip(d.message)] + [f"note: {clip(n)}" for n in d.notes] +
+                        ([f"help: {clip(d.help)}"] if d.help else []))
     severity = types.DiagnosticSeverity.Error if d.is_error else types.DiagnosticSeverity.Warning
     return types.Diagnostic(range=lines.range(d.span), message=message, severity=severity, code=d.code,
                             source="trainc")
@@ -713,7 +732,12 @@ def diagnostics(text: str, path: str, encoding: str = "utf-16") -> list[types.Di
         return [types.Diagnostic(range=lines.range(ir.NOWHERE), source="trainc", code="E000",
                                  message=f"internal error: {type(e).__name__}: {e}\nthis is a bug in trainc; "
                                          "please report it", severity=types.DiagnosticSeverity.Error)]
-    return [to_lsp(d, lines) for d in found]
+    shown = [to_lsp(d, lines) for d in found[:MAX_DIAGNOSTICS]]
+    if len(found) > MAX_DIAGNOSTICS:
+        shown.append(types.Diagnostic(range=lines.range(found[MAX_DIAGNOSTICS].span), source="trainc",
+                                      severity=types.DiagnosticSeverity.Information,
+                                      message=f"{len(found) - MAX_DIAGNOSTICS} more problems, not shown"))
+    return shown
 
 
 _DID_YOU_MEAN = re.compile(r"did you mean '([^']+)'\?")

@@ -14,7 +14,7 @@ import pathlib
 import numpy as np
 
 from ...compiler import ir
-from ..data import _fail, _feature_arg, _numbers, _Raw, _unknown_name_help, read_table
+from ..data import DataError, _clip, _fail, _feature_arg, _Raw, _unknown_name_help, read_columns
 
 
 def read_series(source: ir.Source, base_dir: pathlib.Path, task: ir.Task) -> _Raw:
@@ -32,26 +32,28 @@ def read_series(source: ir.Source, base_dir: pathlib.Path, task: ir.Task) -> _Ra
                   source.span)
     features = _feature_arg(source, args) or (column,)
 
-    header, rows, lines = read_table(source, base_dir)
-    if len(set(header)) != len(header):
-        dup = next(h for h in header if header.count(h) > 1)
-        _fail("E502", f"'{source.path}' header names column '{dup}' twice", source.span)
-    index = {h: i for i, h in enumerate(header)}
-    for kind, names in (("series", (column,)), ("feature", features)):
-        for name in names:
-            if name not in index:
-                _fail("E503", f"{kind} column '{name}' not found in '{source.path}'", source.span,
-                      help=_unknown_name_help(name, header, "columns"))
+    def choose(header: list[str]) -> list[tuple[list[int], type]]:
+        if len(set(header)) != len(header):
+            dup = next(h for h in header if header.count(h) > 1)
+            _fail("E502", f"'{source.path}' header names column '{_clip(dup)}' twice", source.span)
+        index = {h: i for i, h in enumerate(header)}
+        for kind, names in (("series", (column,)), ("feature", features)):
+            for name in names:
+                if name not in index:
+                    _fail("E503", f"{kind} column '{name}' not found in '{source.path}'", source.span,
+                          help=_unknown_name_help(name, header, "columns"))
+        return [([index[f] for f in features], np.float64), ([index[column]], np.float64)]
 
-    n_rows = len(rows)
+    n_rows, (values, target), errors = read_columns(source, base_dir, choose)  # values [N, F], target [N, 1]
     n = n_rows - window - horizon + 1
     if n < 1:
         _fail("E505", f"'{source.path}' has {n_rows} rows, too few for one example of window {window} and "
               f"horizon {horizon} (it needs {window + horizon})", source.span,
               help="use a smaller window or more rows")
-    table = np.array(rows, dtype=str)
-    values = _numbers(table, [index[f] for f in features], header, lines, source)  # [N, F]
-    target = _numbers(table, [index[column]], header, lines, source)[:, 0]  # [N]
+    for error in errors:  # the first bad feature cell, then the first bad target cell
+        if error is not None:
+            raise DataError(error)
+    target = target[:, 0]
     starts = np.arange(n)
     x = values[starts[:, None] + np.arange(window)[None, :]]  # [n, window, F]
     y = target[starts + window + horizon - 1][:, None]  # [n, 1]
