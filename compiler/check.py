@@ -12,6 +12,7 @@ from dataclasses import replace
 from . import catalog as C
 from . import ir
 from .diagnostics import Diagnostic, did_you_mean, one_of
+from .rules import apply_rules
 from .summary import over_memory
 
 
@@ -90,11 +91,6 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
         elif loss.extra.get("binary") and t.shape[0] != 1:
             diags.append(Diagnostic(code="E402", message=f"bce expects one logit per example, '{term.pred}' is {t}",
                                     span=term.span, help="end the model with dense(1), or use cross_entropy"))
-        elif term.kind in ("cross_entropy", "bce", "hinge", "kl_div") and \
-                (last := _last_op(model, term.pred)) in ("softmax", "sigmoid"):
-            diags.append(Diagnostic(code="W401", severity="warning", message=f"{term.kind} takes logits, but "
-                                    f"'{term.pred}' ends in {last}", span=term.span,
-                                    help=f"remove the final {last}: the loss applies it itself, stably"))
         if loss.extra.get("distribution") and spec.data.target_normalize != "none":
             diags.append(Diagnostic(code="E307", message=f"{term.kind} compares probability distributions, but "
                                     "data.target_normalize would standardise them", span=term.span,
@@ -155,13 +151,14 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
     for ref in monitors:
         names = metric_names(spec, ref.split)
         if ref.name not in names:
-            hint = did_you_mean(ref.name, names)
+            hint = did_you_mean(f"{ref}", [f"{ref.split}.{n}" for n in names])
             if hint is None and ref.split == "train" and ref.name in metric_names(spec, "val"):
                 hint = f"metrics are measured on val; use val.{ref.name}"
             diags.append(Diagnostic(code="E207", message=f"'{ref}' is not measured", span=ref.span,
                                     help=hint or f"measured on {ref.split}: {', '.join(names)}"
                                     + ("; add it to `metrics = [...]`" if ref.split == "val" else "")))
 
+    diags += apply_rules(spec)  # the cross-field rules, a table (rules.py)
     if spec.stop.early and spec.stop.early.mode == "auto":
         spec = replace(spec, stop=replace(spec.stop, early=replace(spec.stop.early, mode=mode_of(
             spec.stop.early.monitor))))

@@ -18,6 +18,7 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from .catalog.aliases import alias
 from .ir import Span
 
 
@@ -48,10 +49,19 @@ def sort_key(d: Diagnostic):
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
-    """A help line for a misspelt name, or None when nothing is close."""
+    """A help line for a misspelt name, or None when nothing is close. Another framework's name for one
+    of the choices (catalog/aliases.py) ranks before edit distance:
+
+    >>> did_you_mean("binary_crossentropy", ["bce", "cross_entropy"])
+    "`binary_crossentropy` is Keras' name; here it is 'bce'"
+    """
     if len(word) > 100:  # no name is that long: not worth comparing (difflib's time grows with it)
         return None
     choices = sorted(set(choices))
+    if known := alias(word, choices):
+        whose, name = known
+        whose += "'" if whose.endswith("s") else "'s"  # Keras' name, PyTorch's name
+        return f"`{word}` is {whose} name; here it is '{name}'"
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     if close:
         return f"did you mean '{close[0]}'?"

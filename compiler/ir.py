@@ -295,7 +295,7 @@ class Data:
     target_normalize: str  # standard | none: regression targets, fitted on train; metrics in original units
     sampler: str = "none"  # none | balanced | oversample: how a classification epoch draws its examples
     augment: tuple[Augment, ...] = ()  # in order, on the training inputs before normalisation, afresh each epoch
-    batch: int
+    batch: int | None  # None: `batch = all`, the training split's size, known once the data is loaded
     shuffle: bool
     task: Task
     span: Span = _span()
@@ -480,6 +480,11 @@ class Run:
     precision: DType
     beam: int = 0  # tinygrad's BEAM search width for the training step's kernels; 0: none
     span: Span = _span()
+    where: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)  # key -> value span
+
+    def span_of(self, key: str) -> Span:
+        """Where `key` is written (a --set override's own span), the section's span when it is not."""
+        return dict(self.where).get(key, self.span)
 
 
 @node

@@ -171,6 +171,16 @@ def _arg_spans(keys: dict[str, ir.Entry]) -> tuple[tuple[str, ir.Span], ...]:
             arg = next((k.value for k in expr.kwargs if k.name == name), expr.args[0] if expr.args else None)
             if arg is not None:
                 out.append((f"{key}.{name}", arg.span))
+    for key in ("source", "train", "val", "test"):  # each column named in target/features, for E503 at its name
+        expr = keys[key].value if key in keys else None
+        for kw in expr.kwargs if isinstance(expr, ir.Call) else ():
+            items = kw.value.items if isinstance(kw.value, ir.ListExpr) else (kw.value,)
+            out += [(f"column:{i.value}", i.span) for i in items if kw.name in ("target", "features", "column")
+                    and isinstance(i, ir.Str)]
+    split = keys["split"].value if "split" in keys else None  # a `stratify` written out: the rules check it
+    written = split.entries if isinstance(split, ir.Record) else split.kwargs if isinstance(split, ir.Call) else ()
+    out += [("split.stratify", e.value.span) for e in written if getattr(e, "key", getattr(e, "name", None))
+            == "stratify"]
     return tuple(out)
 
 
@@ -186,8 +196,12 @@ def metric_ref(expr: ir.Expr, what: str) -> ir.MetricRef:
     raise _err("E303", f"{what} must name a metric on a split, like val.loss, found {_describe(expr)}", expr.span)
 
 
-def bind(entry: C.Entry, reg: C.Registry, call: ir.Expr, skip: tuple[str, ...] = ()) -> dict:
-    """Bind a call (or a bare name) to a registry entry's signature; returns name -> value."""
+def bind(entry: C.Entry, reg: C.Registry, call: ir.Expr, skip: tuple[str, ...] = (),
+         recover: list[Diagnostic] | None = None) -> dict:
+    """Bind a call (or a bare name) to a registry entry's signature; returns name -> value.
+
+    With `recover`, an unknown or repeated keyword (E202, E208) is recorded there and left out, and the
+    call binds without it: one misspelt argument does not hide what the rest of the spec would show."""
     args = call.args if isinstance(call, ir.Call) else ()
     kwargs = call.kwargs if isinstance(call, ir.Call) else ()
     params = [p for p in entry.params if p.name not in skip]
@@ -224,7 +238,9 @@ def bind(entry: C.Entry, reg: C.Registry, call: ir.Expr, skip: tuple[str, ...] =
             out[p.name] = convert(out[p.name], p.type, f"'{p.name}' of {entry.name}")
         except _Bad as b:
             problems.append(b.diag)
-    if problems:
+    if recover is not None and all(d.code in ("E202", "E208") for d in problems):
+        recover.extend(problems)
+    elif problems:
         raise SpecError(problems)
     return {p.name: out[p.name] for p in params}
 
@@ -427,7 +443,8 @@ class _Resolver:
         return ir.Data(source=source, split=split, train=train, val=val, test=test, sampler=sampler, augment=augment,
                        normalize=get("normalize", C.Choice("standard", "minmax", "none"), "standard"),
                        target_normalize=target_normalize,
-                       batch=get("batch", C.Int(min=1), 32), shuffle=get("shuffle", C.Bool, True),
+                       batch=None if _is_all(keys.get("batch")) else get("batch", C.Int(min=1), 32),
+                       shuffle=get("shuffle", C.Bool, True),
                        task=task, span=span,
                        where=tuple((k, e.value.span) for k, e in keys.items()) + _arg_spans(keys))
 
@@ -513,7 +530,7 @@ class _Resolver:
             raise _err("E303", f"loss must be a loss call like cross_entropy(logits, target), or a weighted sum of "
                        f"them, found {_describe(expr)}", expr.span)
         entry = lookup(C.LOSSES, expr)
-        args = bind(entry, C.LOSSES, expr)
+        args = bind(entry, C.LOSSES, expr, recover=self.diags)
         pred, target = args.pop("pred"), args.pop("target")
         for what, e in (("prediction", pred), ("target", target)):
             if not isinstance(e, ir.Ref) or len(e.parts) != 1:
@@ -544,9 +561,10 @@ class _Resolver:
         if shared:  # every optimizer takes these two; they are not part of its own signature
             expr = ir.Call(name=expr.name, args=expr.args, kwargs=tuple(k for k in expr.kwargs if k.name not in shared),
                            span=expr.span)
-        args = bind(entry, C.OPTIMIZERS, expr)
-        groups = self.groups(entry, shared["groups"].value) if "groups" in shared else ()
-        freeze = self.freeze(shared["freeze"].value) if "freeze" in shared else ()
+        args = bind(entry, C.OPTIMIZERS, expr, recover=self.diags)
+        # each reported on its own: a typo in `groups` does not hide one in `freeze`
+        groups = self.guard(self.groups, entry, shared["groups"].value, default=()) if "groups" in shared else ()
+        freeze = self.guard(self.freeze, shared["freeze"].value, default=()) if "freeze" in shared else ()
         return ir.Optimizer(kind=entry.name, args=tuple(args.items()), groups=groups, freeze=freeze, span=expr.span)
 
     def selector(self, name: str, span: ir.Span) -> str:
@@ -577,12 +595,15 @@ class _Resolver:
 
     def freeze(self, expr: ir.Expr) -> tuple[str, ...]:
         items = expr.items if isinstance(expr, ir.ListExpr) else (expr,)
-        out = []
+        out, bad = [], []
         for i in items:
             if not (isinstance(i, ir.Ref) and len(i.parts) == 1):
-                raise _err("E303", f"freeze lists model values or blocks, like [encoder], found {_describe(i)}",
-                           i.span)
-            out.append(self.selector(i.dotted, i.span))
+                bad.append(Diagnostic(code="E303", message=f"freeze lists model values or blocks, like [encoder], "
+                                      f"found {_describe(i)}", span=i.span))
+            elif (sel := self.guard(self.selector, i.dotted, i.span)) is not None:
+                out.append(sel)
+        if bad:
+            raise SpecError(bad)
         return tuple(out)
 
     def schedule(self) -> ir.Schedule:
@@ -594,7 +615,7 @@ class _Resolver:
         phases = []
         for i, part in enumerate(parts):
             entry = lookup(C.SCHEDULES, part)
-            args = bind(entry, C.SCHEDULES, part)
+            args = bind(entry, C.SCHEDULES, part, recover=self.diags)
             length = args.pop("length")
             last = i == len(parts) - 1
             if length is None and not last:
@@ -666,7 +687,7 @@ class _Resolver:
 
     def early(self, expr: ir.Expr) -> ir.EarlyStop:
         entry = lookup(C.STOP_RULES, expr, "an early-stopping rule like plateau(val.loss, patience = 5)")
-        a = bind(entry, C.STOP_RULES, expr)
+        a = bind(entry, C.STOP_RULES, expr, recover=self.diags)
         delta, relative = a["min_delta"] if isinstance(a["min_delta"], tuple) else (a["min_delta"], False)
         return ir.EarlyStop(monitor=a["monitor"], mode=a["mode"], patience=a["patience"], min_delta=delta,
                             restore_best=a["restore_best"], relative=relative, span=expr.span)
@@ -709,7 +730,7 @@ class _Resolver:
         precision = get("precision", C.Choice(*C.PRECISIONS), "f32")
         return ir.Run(seed=get("seed", C.Int(min=0), 0), device=get("device", C.Choice(*C.DEVICES), "auto"),
                       precision=C.PRECISIONS[precision], beam=get("beam", C.Int(min=0, max=32), 0),
-                      span=sec.span if sec else ir.NOWHERE)
+                      span=sec.span if sec else ir.NOWHERE, where=tuple((k, e.value.span) for k, e in keys.items()))
 
 
 class _ModelBuilder:
@@ -862,7 +883,7 @@ class _ModelBuilder:
         if share is not None:  # `dense(64, share = h)`: the weights of the layer that made h, not new ones
             stage = ir.Call(name=stage.name, args=stage.args, kwargs=tuple(k for k in stage.kwargs if k is not share),
                             span=stage.span)
-        args = bind(entry, C.LAYERS, stage)
+        args = self.bind_layer(entry, stage, env)
         given = {k.name for k in stage.kwargs} if isinstance(stage, ir.Call) else set()
         if "init" in args:
             explicit = "init" in given or (isinstance(stage, ir.Call) and len(stage.args) > [
@@ -874,6 +895,18 @@ class _ModelBuilder:
                          args=tuple(args.items()), inputs=(cur,), span=stage.span)
         self.layers.append(layer)
         return layer.name
+
+    def bind_layer(self, entry: C.Entry, stage: ir.Expr, env: dict[str, ir.Expr]) -> dict:
+        """`bind` for a layer: a misspelt keyword is reported and skipped; inside a block, a name that is
+        close to one of the block's parameters (`dense(widht)`) gets a did-you-mean."""
+        try:
+            return bind(entry, C.LAYERS, stage, recover=self.r.diags)
+        except SpecError as e:
+            refs = {a.span: a.dotted for a in (*stage.args, *(k.value for k in stage.kwargs))
+                    if isinstance(a, ir.Ref)} if isinstance(stage, ir.Call) else {}
+            params = [k for k in env if k != "in"]
+            raise SpecError([dataclasses.replace(d, help=hint) if d.code == "E303" and d.span in refs and
+                             (hint := did_you_mean(refs[d.span], params)) else d for d in e.diagnostics]) from None
 
     def shared(self, entry: C.Entry, kw: ir.KwArg) -> str:
         """The layer whose weights `share = value` reuses: the one that produced that value."""
@@ -953,6 +986,11 @@ def _substitute(expr: ir.Expr, env: dict[str, ir.Expr]) -> ir.Expr:
         case ir.ListExpr():
             return ir.ListExpr(items=tuple(_substitute(i, env) for i in expr.items), span=expr.span)
     return expr
+
+
+def _is_all(entry: ir.Entry | None) -> bool:
+    """`batch = all`: full-batch gradient descent (the batch is the training split, known with the data)."""
+    return entry is not None and isinstance(entry.value, ir.Ref) and entry.value.dotted == "all"
 
 
 def _fold(e: ir.BinOp) -> ir.Expr:

@@ -120,7 +120,7 @@ MAX_TRAINING_BYTES = 10**12
 def memory(spec: ir.Spec, table: list[Row]) -> dict[str, int]:
     """Bytes for one training step: weights, gradients, optimizer state and activations (f32)."""
     n_params = sum(r.params for r in table)
-    batch = spec.data.batch
+    batch = spec.data.batch or 1  # `batch = all` before the data is known: per example
     acts = sum(math.prod(la.out.shape) for la in spec.model.layers if la.out) * batch
     state = OPT_STATE.get(spec.optimizer.kind, 2)
     return {"weights": 4 * n_params, "gradients": 4 * n_params, "optimizer": 4 * state * n_params,
@@ -136,7 +136,7 @@ def over_memory(spec: ir.Spec, available: int | None = None) -> Diagnostic | Non
     total, worst = 0, (0, None, 0, 0)
     for layer in spec.model.layers:
         params = parameters(layer, types)
-        acts = math.prod(layer.out.shape) * spec.data.batch if layer.out else 0
+        acts = math.prod(layer.out.shape) * (spec.data.batch or 1) if layer.out else 0  # all: per example
         need = per_param * params + 2 * 4 * acts  # activations kept for backward, and their gradients
         total += need
         worst = max(worst, (need, layer, params, acts), key=lambda w: w[0])
@@ -178,7 +178,9 @@ def render(spec: ir.Spec) -> str:
     mem = memory(spec, table)
     lines.append(f"{'total':<{width}}  {'':<14} {'':<16} {total_p:>10,} {total_f:>14,}")
     lines.append("")
-    lines.append(f"training step, batch {spec.data.batch}: about {_human(3 * total_f * spec.data.batch, 'FLOP')} "
+    batch = spec.data.batch or 1
+    lines.append(f"training step, batch {spec.data.batch or 'all (per example until the data is known)'}: about "
+                 f"{_human(3 * total_f * batch, 'FLOP')} "
                  "(forward and backward)")
     lines.append("memory estimate per step (f32): " + ", ".join(f"{k} {_human(v, 'B')}" for k, v in mem.items())
                  + f"; total {_human(sum(mem.values()), 'B')}")

@@ -23,6 +23,7 @@ columns only when its first row looks like names.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import csv
 import errno
 import io
@@ -991,6 +992,16 @@ def _read_files(data: ir.Data, base_dir: pathlib.Path) -> _Splits:
                   f"train file '{data.train.path}' has {y_tr.shape[1]}", data.val.span)
     x_te = raw_te.x if raw_te is not None else None
     return _Splits(raw_tr.x, y_tr, raw_va.x, y_va, x_te, y_te, classes, raw_tr.feature_names)
+
+
+def fit_batch(spec: ir.Spec, n_train: int) -> ir.Spec:
+    """The spec with `batch = all` (None) made the training split's size, once the data is known; others as they are.
+
+    >>> fit_batch(spec_with_batch_all, 354).data.batch  # doctest: +SKIP
+    354"""
+    if spec.data.batch is not None:
+        return spec
+    return dataclasses.replace(spec, data=dataclasses.replace(spec.data, batch=max(n_train, 1)))
 
 
 def load_data(data: ir.Data, base_dir: pathlib.Path, seed: int, fold: int | None = None) -> Dataset:

@@ -15,6 +15,7 @@ Thresholds are the constants below; specs/README.md (section "Diagnosis") docume
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -157,12 +158,14 @@ def _gradients(rows: list[dict], records: list[dict]) -> list[Finding]:
     for r, g in grads:
         top = _f(r.get("grad_norm_max"))
         if not math.isfinite(g) or (len(seen) >= 2 and g > GRAD_EXPLODE * median(seen)):
-            ref = median(seen) if seen else math.nan
+            ref = median(seen) if seen else None  # a first epoch that explodes has nothing before it to compare
             extra = f" (largest step {_g(top)})" if math.isfinite(top) else ""
+            against = f", against a median of {_g(ref)} over the epochs before it (more than {GRAD_EXPLODE:g}x)" \
+                if ref is not None and math.isfinite(g) else \
+                f" in epoch {r.get('epoch')}, " + ("the first epoch" if not seen else f"after a median of {_g(ref)}")
             out.append(Finding(
                 kind="exploding_gradients", severity="warning", epoch=r.get("epoch"), step=r.get("step"),
-                message=f"the mean gradient norm reached {_g(g)}{extra}, against a median of {_g(ref)} over the "
-                        f"epochs before it (more than {GRAD_EXPLODE:g}x). Clip gradients "
+                message=f"the mean gradient norm reached {_g(g)}{extra}{against}. Clip gradients "
                         "(regularization.clip_grad_norm = 1.0), lower the lr or warm up",
                 values={"grad_norm": g, "median_before": ref, "grad_norm_max": top}))
             break
@@ -289,10 +292,16 @@ def _plateau(rows: list[dict], summary: dict) -> Finding | None:
                    values={"epochs": stalled, "best": val[best_i], "last": val[-1], "lr": lrs[-1]})
 
 
+def _falls_every_epoch(xs: list[float]) -> bool:
+    return all(b < a for a, b in itertools.pairwise(xs))
+
+
 def _lr_too_high(rows: list[dict]) -> Finding | None:
     train = [_f(r["train.loss"]) for r in rows]
     val = [_f(r["val.loss"]) for r in rows]
     floor = NOISE * abs(train[0])
+    if _falls_every_epoch(val):  # steps that overshoot do not make val.loss fall in every epoch
+        return None
 
     def lr(i: int) -> float:
         return _f(rows[i].get("lr"))
@@ -309,7 +318,7 @@ def _lr_too_high(rows: list[dict]) -> Finding | None:
                                        "warm up, or clip gradients",
                                values={"before": xs[i - 1], "after": xs[i], "lr": lr(i)})
     for i in range(1, min(EARLY, len(train))):
-        if train[i] > train[0]:
+        if train[i] > train[0] and train[i] - train[0] > floor:  # a rise above noise, not the batches' jitter
             return Finding(kind="lr_too_high", severity="warning", epoch=rows[i]["epoch"],
                            message=f"train.loss rose early, from {_g(train[0])} in epoch {rows[0]['epoch']} to "
                                    f"{_g(train[i])} in epoch {rows[i]['epoch']} (lr {_g(lr(i))}). Lower the lr or "
@@ -361,14 +370,15 @@ def diagnose(records: list[dict], summary: dict | None = None) -> list[Finding]:
     if len(rows) < 2:
         return findings
     over = _overfitting(rows, summary)
-    under = None if over else _underfitting(rows, summary)
+    low = None if over else _lr_too_low(rows, summary)
+    under = None if over or low else _underfitting(rows, summary)  # still falling steadily: slow, not stuck
     findings += [f for f in (over, under) if f]
     if not diverged:
         high = _lr_too_high(rows)
         if high:
             findings.append(high)
     if not (over or under):
-        findings += [f for f in (_plateau(rows, summary), _lr_too_low(rows, summary)) if f]
+        findings += [f for f in (_plateau(rows, summary), low) if f]
     return findings
 
 

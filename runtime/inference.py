@@ -231,7 +231,7 @@ def evaluate(spec: ir.Spec, prep: Preprocessing, x: np.ndarray, y: np.ndarray, w
 
 def read_file(spec: ir.Spec, prep: Preprocessing, path: Path, base_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """A labelled file read with the spec's source settings; inputs normalised and labels encoded as in training."""
-    from .data import _read, _label_text
+    from .data import _label_text, _read
 
     src = spec.data.source or spec.data.train
     if src is None:
@@ -254,12 +254,20 @@ def read_file(spec: ir.Spec, prep: Preprocessing, path: Path, base_dir: Path) ->
     return x, np.array([index[lb] for lb in labels], dtype=np.int32)
 
 
-def read_inputs(prep: Preprocessing, path: Path) -> np.ndarray:
-    """Unlabelled inputs for predict: a CSV with the training feature columns (by name, any order, others
-    ignored), or an .npz/.npy array of examples."""
+def read_inputs(prep: Preprocessing, path: Path, source: ir.Source | None = None) -> np.ndarray:
+    """Unlabelled inputs for predict: what the model was trained from (`source`, the spec's training source),
+    read with the training readers: an image file or a folder of images for `images(...)`, a UTF-8 text for
+    `text(...)`; a CSV with the training feature columns (by name, any order, others ignored); or an .npz/.npy
+    array of examples, for any model."""
     from .data import DataError, read_array, read_table
 
-    if path.suffix in (".npy", ".npz"):
+    kind = source.kind if source is not None else None
+    if path.suffix not in (".npy", ".npz") and kind in _READ_AS:
+        try:
+            x = _READ_AS[kind](prep, path, source)
+        except DataError as e:
+            raise RunError(f"{path}: {e.diagnostic.message}") from None
+    elif path.suffix in (".npy", ".npz"):
         src = ir.Source(kind="npz", path=str(path), args=(), span=ir.Span(str(path), 1, 1, 1, 2))
         try:
             x = read_array(src, Path.cwd(), "x")
@@ -286,6 +294,48 @@ def read_inputs(prep: Preprocessing, path: Path) -> np.ndarray:
     if not np.isfinite(x).all():
         raise RunError(f"{path}: NaN or infinite inputs (row {int(np.argwhere(~np.isfinite(x))[0][0]) + 1})")
     return prep.normalizer.apply(x)
+
+
+def _read_images(prep: Preprocessing, path: Path, source: ir.Source) -> np.ndarray:
+    """One image file, or every image of a folder in name order (as training reads a class folder), decoded as
+    training decodes them: [n, C, H, W] in [0, 1], resized to `size` when the spec gives it."""
+    from .sources.images import EXTENSIONS, _decode
+
+    args = ir.argdict(source.args)
+    size = tuple(int(d) for d in args["size"]) if args.get("size") is not None else None
+    files = [path] if not path.is_dir() else sorted(
+        f for f in path.iterdir() if not f.name.startswith(".") and f.is_file() and f.suffix.lower() in EXTENSIONS)
+    if not files:
+        raise RunError(f"{path}: no images (.png, .jpg or .jpeg) in this folder")
+    images = [_decode(f, str(f), args.get("color", "gray"), size, source) for f in files]
+    if len({im.shape for im in images}) > 1:
+        raise RunError(f"{path}: the images have different sizes; the model takes {list(prep.feature_shape)}")
+    x = np.stack(images)
+    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+    return x.astype(np.float64) / 255.0
+
+
+def _read_text(prep: Preprocessing, path: Path, source: ir.Source) -> np.ndarray:
+    """Every window of the text's tokens, ids from the training vocabulary (a token it never saw is `<unk>`): the
+    last row predicts the token after the text."""
+    from .data import read_text as read_file
+    from .sources.text import UNK, tokenize
+
+    window = prep.feature_shape[0]
+    src = ir.Source(kind="text", path=str(path.resolve()), args=(), span=ir.Span(str(path), 1, 1, 1, 2))
+    tokens = tokenize(read_file(src, path.parent), ir.argdict(source.args).get("level", "char"))
+    if len(tokens) < window:
+        raise RunError(f"{path}: {len(tokens)} tokens, fewer than the model's window of {window}")
+    index = {t: i for i, t in enumerate(prep.classes or ())}
+    if any(t not in index for t in tokens) and UNK not in index:
+        unknown = next(t for t in tokens if t not in index)
+        raise RunError(f"{path}: token {quote(unknown)} is not in the training vocabulary (which has no <unk>)")
+    ids = np.array([index.get(t, index.get(UNK, 0)) for t in tokens], dtype=np.float64)
+    starts = np.arange(len(tokens) - window + 1)
+    return ids[starts[:, None] + np.arange(window)[None, :]]
+
+
+_READ_AS = {"images": _read_images, "text": _read_text}  # source kind -> how predict reads its raw inputs
 
 
 def predict(spec: ir.Spec, prep: Preprocessing, x: np.ndarray, weights: Weights) -> tuple[list[str], list[list]]:

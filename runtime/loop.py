@@ -26,10 +26,11 @@ from ..compiler import catalog as C
 from ..compiler import ir
 from ..compiler.check import mode_of, value_type
 from ..compiler.diagnostics import Diagnostic, SpecError
+from ..compiler.rules import run_length
 from . import checkpoint as ck
 from . import rundir
 from .augment import epoch_inputs
-from .data import Dataset
+from .data import Dataset, fit_batch
 from .progress import Progress
 from .schedule import LrSchedule, epoch_steps, run_steps
 
@@ -49,10 +50,13 @@ def check_against_data(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
         t = value_type(spec.model, term.pred)
         if t is None or len(t.shape) != 1 or term.target != "target":  # an autoencoder's target is its input
             continue
-        if term.kind == "cross_entropy" and t.shape[0] != ds.n_classes:
+        if term.kind == "cross_entropy" and t.shape[0] != ds.n_classes:  # at the layer that sets the width
+            width = _width_layer(spec.model, term.pred)
             diags.append(Diagnostic(code="E508", message=f"'{term.pred}' has {t.shape[0]} logits but the data has "
-                                    f"{ds.n_classes} classes", span=term.span,
-                                    help=f"end the model with dense({ds.n_classes})"))
+                                    f"{ds.n_classes} classes", span=width.span if width else term.span,
+                                    help=f"end the model with dense({ds.n_classes})",
+                                    notes=(f"{term.span}: {term.kind} reads '{term.pred}' as one logit per class",)
+                                    if width else ()))
         weights = dict(term.args).get("weights")
         if isinstance(weights, tuple) and ds.n_classes is not None and len(weights) != ds.n_classes:
             diags.append(Diagnostic(code="E508", message=f"weights has {len(weights)} entries but the data has "
@@ -84,14 +88,87 @@ def check_against_data(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
     if spec.data.batch > len(ds.x_train):
         diags.append(Diagnostic(code="E505", message=f"batch {spec.data.batch} is larger than the training split "
                                 f"({len(ds.x_train)} examples)", span=spec.data.span_of("batch"),
-                                help=f"use `batch = {min(len(ds.x_train), 32)}` or fewer"))
+                                help=f"use `batch = {min(len(ds.x_train), 32)}` or fewer, or `batch = all` for the "
+                                     "whole training split"))
     elif spec.data.batch * spec.regularization.accumulate > len(ds.x_train):
         n = spec.data.batch * spec.regularization.accumulate
         diags.append(Diagnostic(code="E505", message=f"batch {spec.data.batch} x accumulate "
                                 f"{spec.regularization.accumulate} = {n} is larger than the training split "
                                 f"({len(ds.x_train)} examples)", span=spec.regularization.span_of("accumulate"),
                                 help="lower `accumulate` or `data.batch`"))
-    return diags
+    return diags + [d for check in DATA_RULES for d in check(spec, ds)]
+
+
+def _width_layer(model: ir.Model, value: str) -> ir.Layer | None:
+    """The layer that sets a value's width: its own, or the one before its activations and dropout."""
+    layers = {la.name: la for la in model.layers}
+    layer = layers.get(dict(model.values).get(value))
+    while layer is not None and C.LAYERS.get(layer.op).extra.get("elementwise") and layer.inputs[0] in layers:
+        layer = layers[layer.inputs[0]]
+    return layer
+
+
+def _vocabulary(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
+    """E510: a token id past an embedding's table would read outside it (tinygrad does not check)."""
+    inp, out = spec.model.inputs[0], []
+    arrays = [a for a in (ds.x_train, ds.x_val, ds.x_test) if a is not None and a.size]
+    top = max((int(np.max(a)) for a in arrays), default=-1) if inp.type.dtype == ir.DType.i32 else -1
+    for layer in spec.model.layers:
+        vocab = dict(layer.args).get("vocab")
+        if layer.op == "embedding" and layer.inputs == (inp.name,) and isinstance(vocab, int) and top >= vocab:
+            out.append(Diagnostic(code="E510", message=f"embedding: the data holds token ids up to {top}, but the "
+                                  f"table has {vocab} rows (ids 0..{vocab - 1})", span=layer.span,
+                                  help=f"use embedding({top + 1}, ...) or more"))
+    return out
+
+
+def _classes_seen(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
+    """W501: a class in val or test that training never shows: the model cannot learn to predict it."""
+    if ds.classes is None or spec.data.task != ir.Task.classification or ds.y_train.ndim != 1:
+        return []
+    seen, out = set(np.unique(ds.y_train).tolist()), []
+    for split, y in (("val", ds.y_val), ("test", ds.y_test)):
+        only = sorted(set(np.unique(y).tolist()) - seen) if y is not None and y.ndim == 1 else []
+        if only:
+            key = split if getattr(spec.data, split) is not None else "split"
+            out.append(Diagnostic(code="W501", severity="warning", message=f"class{'es' * (len(only) > 1)} "
+                                  f"{', '.join(str(ds.classes[i]) for i in only[:5])} appear{'s' * (len(only) == 1)} "
+                                  f"in {split} but not in train", span=spec.data.span_of(key),
+                                  help="stratify the split, or give train examples of every class"))
+    return out
+
+
+def _met_before_training(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
+    """W303: `when = val.rmse <= X` with X above what predicting the mean already scores."""
+    when = spec.stop.when
+    if when is None or when.monitor.name not in ("rmse", "mae") or when.op not in ("<=", "<") or \
+            spec.data.task != ir.Task.regression or not len(ds.y_val):
+        return []
+    tn = ds.target_normalizer
+    y = ds.y_val * tn.scale + tn.shift if tn else ds.y_val
+    y = np.asarray(y, dtype=np.float64)
+    base = float(np.sqrt(np.mean((y - y.mean(axis=0)) ** 2))) if when.monitor.name == "rmse" else \
+        float(np.mean(np.abs(y - np.median(y, axis=0))))
+    if when.value <= base:
+        return []
+    return [Diagnostic(code="W303", severity="warning", message=f"{when.monitor} of predicting the mean is already "
+                       f"{base:.4g}: `{when.monitor} {when.op} {when.value:g}` is met before the model learns anything",
+                       span=when.span, help=f"a threshold well below {base:.4g}")]
+
+
+def _run_length(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
+    """W302 in steps: a setting in steps against a run in epochs (or the reverse), with steps per epoch known."""
+    per_epoch = epoch_steps(spec, epoch_size(spec, ds.y_train)) if ds.y_train.ndim == 1 or \
+        spec.data.sampler != "oversample" else 0
+    return run_length(spec, per_epoch) if per_epoch > 0 else []
+
+
+DATA_RULES = (  # each: (spec, data) -> problems
+    _vocabulary,  # E510 token ids past an embedding's table
+    _classes_seen,  # W501 a class only in val or test
+    _met_before_training,  # W303 a threshold the mean already meets
+    _run_length,  # W302 settings past the run's end, in steps
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -375,7 +452,8 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
     writes there (the run's records) is not written over when the lowering fails (E509, E601)."""
     from ..compiler.lower import finish_train, lower  # tinygrad is imported only once training starts
 
-    problems = check_against_data(spec, ds)
+    spec = fit_batch(spec, len(ds.x_train))  # `batch = all`: this split's size (each fold's own)
+    problems = [d for d in check_against_data(spec, ds) if d.is_error]  # warnings: the caller showed them
     if problems:
         raise SpecError(problems)
     progress = progress or Progress()

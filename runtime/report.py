@@ -156,10 +156,13 @@ def draw_curves(records: list[dict], title: str, best_epoch: int | None = None, 
 
 
 def model_summary(run_dir: Path, summary: dict) -> str:
-    """The spec's `trainc summary` table, from DIR/spec.train. Never from the spec path summary.json names: that
-    file is outside the run directory, and the run directory is not trusted to choose what is read."""
-    from ..compiler import analyze
+    """The spec's `trainc summary` table, from DIR/spec.train with the --set overrides of DIR/run.json (checked as
+    `trainc eval` checks them), applied as `trainc run` applied them. Never from the spec path summary.json names:
+    that file is outside the run directory, and the run directory is not trusted to choose what is read."""
+    from ..compiler import check_file, parse
+    from ..compiler.overrides import apply_overrides
     from ..compiler.summary import render
+    from .inference import load_run_record
 
     spec_file = run_dir / "spec.train"
     try:
@@ -169,7 +172,16 @@ def model_summary(run_dir: Path, summary: dict) -> str:
     except RunDirError as e:
         return f"(no model summary: {e})"
     try:
-        return render(analyze(text, str(spec_file)))
+        overrides = load_run_record(run_dir).overrides
+    except rundir.Missing:  # an older run directory: spec.train as it is
+        overrides = ()
+    except RunDirError as e:
+        return f"(no model summary: {e})"
+    try:
+        spec, problems = check_file(apply_overrides(parse(text, str(spec_file)), list(overrides), {}), str(spec_file))
+        if any(d.is_error for d in problems):
+            raise ValueError(next(d.message for d in problems if d.is_error))
+        return render(spec)
     except Exception as e:  # a spec edited or broken since the run: the report goes on without it
         why = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         return f"(no model summary: {spec_file} cannot be read as a spec: {why})"

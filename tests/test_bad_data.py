@@ -85,10 +85,10 @@ CASES = {
     "header only": (
         {"d.csv": "a,b,y\n"}, spec('csv("d.csv", target = "y")'), "E505", SOURCE, ["'d.csv'", "no data rows"]),
     "missing target column": (
-        {"d.csv": GOOD}, spec('csv("d.csv", target = "label")'), "E503", SOURCE,
+        {"d.csv": GOOD}, spec('csv("d.csv", target = "label")'), "E503", (2, 34),
         ["target column 'label' not found in 'd.csv'"]),
     "unknown feature column": (
-        {"d.csv": GOOD}, spec('csv("d.csv", target = "y", features = ["a", "bb"])'), "E503", SOURCE,
+        {"d.csv": GOOD}, spec('csv("d.csv", target = "y", features = ["a", "bb"])'), "E503", (2, 56),
         ["feature column 'bb' not found in 'd.csv'", "did you mean 'b'?"]),
     "non-numeric cell": (
         {"d.csv": csv("a,b,y", "1,2,0", "3,4,1", "5,six,0", "7,8,1")}, spec('csv("d.csv", target = "y")'), "E504",
@@ -124,7 +124,7 @@ CASES = {
         {"d.npz": npz(x=X40, y=np.r_[np.nan, np.arange(39) % 2])}, spec('npz("d.npz")'), "E504", SOURCE,
         ["'d.npz'", "array 'y' row 0", "missing label"]),
     "npz negative label (one class too many)": (
-        {"d.npz": npz(x=X40, y=np.r_[np.arange(38) % 2, -1, -1])}, spec('npz("d.npz")'), "E508", LOSS,
+        {"d.npz": npz(x=X40, y=np.r_[np.arange(38) % 2, -1, -1])}, spec('npz("d.npz")'), "E508", (8, 14),
         ["'out' has 2 logits but the data has 3 classes", "dense(3)"]),
     "npz string features": (
         {"d.npz": npz(x=np.array([["a", "b"]] * 40), y=np.arange(40) % 2)}, spec('npz("d.npz")'), "E504", SOURCE,

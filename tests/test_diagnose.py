@@ -289,3 +289,45 @@ def test_thresholds_are_documented_with_their_values():
     for kind in ("overfitting", "underfitting", "divergence", "exploding_gradients", "vanishing_gradients",
                  "plateau", "lr_too_high", "lr_too_low"):
         assert f"`{kind}`" in section, kind
+
+
+# every rule against a table of curves it must and must not fire on
+
+MAX = {"stop_reason": "reached stop.max (20 epochs)"}
+SLOW_VAL = [2.30 - 0.004 * i for i in range(20)]  # sgd(lr = 1e-4): val.loss falls every epoch, slowly
+SLOW_TRAIN = [v + 0.02 + (0.006 if i == 1 else 0.0) for i, v in enumerate(SLOW_VAL)]  # its batches jitter
+SPIKE_VAL = decay(12, 1.8, 0.35)
+SPIKE_VAL[5] = 6 * SPIKE_VAL[4]
+GRADS_FIRST_NAN = [math.nan] + [1.0] * 9  # the first epoch explodes: nothing before it to compare with
+CURVES = {  # name -> (records, summary)
+    "healthy": (HEALTHY, MAX),
+    "overfit": (curve(*u_shape()), MAX),
+    "stuck": (curve(decay(15, 1.0, 0.9, 0.5), decay(15, 1.0, 0.9, 0.5)), MAX),
+    "slow": (curve(SLOW_TRAIN, SLOW_VAL, lr=1e-4), MAX),
+    "val spike": (curve(decay(12), SPIKE_VAL, lr=0.3), None),
+    "early rise": (curve([2.0, 2.2, 2.4, 2.3, 2.0, 1.8, 1.7, 1.6], [1.9, 2.1, 2.3, 2.2, 1.9, 1.7, 1.6, 1.5]), None),
+    "plateau": (plateau_run(3e-3), MAX),
+    "not finite": (curve([2.0, 1.5, math.nan, 1.0], [2.0, 1.5, 1.2, 1.0]), None),
+    "first epoch explodes": (curve(decay(10), decay(10, 1.8, 0.35), grad_norm=GRADS_FIRST_NAN), MAX),
+}
+FIRES = {  # rule -> the curves it must fire on; on every other curve of CURVES it must not
+    "overfitting": {"overfit"},
+    "underfitting": {"stuck"},
+    "lr_too_low": {"slow"},
+    "lr_too_high": {"val spike", "early rise"},
+    "plateau": {"plateau"},
+    "divergence": {"not finite"},
+    "exploding_gradients": {"first epoch explodes"},
+}
+
+
+@pytest.mark.parametrize("rule, name", [(r, n) for r in FIRES for n in CURVES])
+def test_each_rule_fires_on_its_curves_and_on_no_other(rule, name):
+    records, summary = CURVES[name]
+    assert (rule in kinds(diagnose(records, summary))) == (name in FIRES[rule])
+
+
+def test_a_first_epoch_that_explodes_cites_no_median():
+    (f,) = [f for f in diagnose(*CURVES["first epoch explodes"]) if f.kind == "exploding_gradients"]
+    assert f.epoch == 1 and "median" not in f.message and "in epoch 1, the first epoch" in f.message
+    assert f.values["median_before"] is None

@@ -179,6 +179,18 @@ def test_grammar_lists_every_section_unit_and_dtype():
         assert "keyword.other.unit.trainc" in scopes_of(f"x = 3 {unit}", unit)
     for dtype in C.DTYPES:
         assert "storage.type.dtype.trainc" in scopes_of(f"input x: {dtype}[4]", dtype)
+    for precision in C.PRECISIONS:  # bf16 was not highlighted
+        assert "storage.type.dtype.trainc" in scopes_of(f"  precision = {precision}", precision)
+
+
+WORD_SCOPES = {"support.constant.option.trainc", "constant.language.boolean.trainc", "storage.type.dtype.trainc"}
+
+
+@pytest.mark.parametrize("where, typ", [(k, v) for k, v in C.KEY_VALUES.items() if not isinstance(v, C.Registry)],
+                         ids=lambda x: ".".join(x) if isinstance(x, tuple) else "")
+def test_grammar_highlights_every_word_a_key_takes(where, typ):
+    for word in typ.options if isinstance(typ, C.Choice) else ("true", "false"):
+        assert WORD_SCOPES & scopes_of(f"  {where[1]} = {word}", word), word
 
 
 CASES = [  # one line of a spec, a piece of it, a scope all of that piece has (or, with "!", lacks)
@@ -475,3 +487,34 @@ def test_readme_trainc_mode_in_emacs(tmp_path):
                          capture_output=True, text=True, env={**os.environ, "CONCISE": CONCISE_OUTPUT})
     # trainc-mode; in a comment on line 1, not in the string on line 2; `block` a keyword; error 2, warning 1
     assert run.stdout.splitlines() == ["trainc-mode t nil font-lock-keyword-face", "12 2", "3 1"], run.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Packaging: the README inside the .vsix, and `vsce package` where vsce is installed (never downloaded)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_packaged_readme_links_nothing_relative():
+    """vsce rewrites relative links against the repository's URL; without one (package.json has none) it
+    refuses them: "The link '../../README.md' will be broken"."""
+    links = re.findall(r"!?\[[^\]]*\]\(([^)\s]+)", (VSCODE / "README.md").read_text())
+    links += re.findall(r'(?:src|href)="([^"]+)"', (VSCODE / "README.md").read_text())
+    relative = [u for u in links if not re.match(r"(?:[a-z][a-z0-9+.-]*:|#)", u)]
+    assert not relative, relative
+
+
+def _vsce() -> list[str] | None:
+    """The vsce command when it is installed here (in node_modules or on PATH), never fetched by npx."""
+    local = VSCODE / "node_modules" / ".bin" / "vsce"
+    found = str(local) if local.is_file() else shutil.which("vsce")
+    return [found] if found else None
+
+
+@pytest.mark.skipif(not (NODE and _vsce() and (VSCODE / "node_modules" / "vscode-languageclient").is_dir()),
+                    reason="needs node, vsce and `npm install` in editors/vscode")
+def test_the_documented_package_command_works(tmp_path):
+    command = re.search(r"npx --yes @vscode/vsce (package[^#\n]*)", README).group(1).split()
+    out = tmp_path / "trainc.vsix"
+    run = subprocess.run([*_vsce(), *command, "--out", str(out)], cwd=VSCODE, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0 and out.is_file(), run.stdout + run.stderr

@@ -2,7 +2,8 @@
 header lines; lint must report exactly those, in that order, and each must render with a caret.
 
 File names say the category: syntax_, recovery_ (a syntax error that does not hide the others),
-name_, value_, unit_, shape_, conflict_; the tests below hold the corpus to covering each."""
+name_, value_, unit_, shape_, conflict_, and for the cross-field rules runlength_, threshold_, mode_, logits_;
+the tests below hold the corpus to covering each."""
 
 from __future__ import annotations
 

@@ -241,7 +241,7 @@ def test_messages_are_clipped_and_controls_made_visible():
     d = Diagnostic(code="E502", message="path '" + "p" * 10**6 + "\x1b'", span=ir.Span(PATH, 1, 1, 1, 2))
     for fmt in formats.FORMATS:
         out = formats.render(fmt, [d], {PATH: "x\n"})
-        assert len(out) < 20_000 and "\x1b" not in out, fmt
+        assert len(out) < 25_000 and "\x1b" not in out, fmt  # sarif lists every code as a rule: ~20 kB of them
 
 
 def test_rendering_many_diagnostics_is_linear_in_every_format():

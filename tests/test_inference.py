@@ -95,3 +95,78 @@ def test_regression_predictions_are_in_the_target_units(tmp_path):
     target = json.loads((out / "preprocess.json").read_text())["target_names"][0]
     y = np.array([float(row[target]) for row in rows])
     assert np.sqrt(np.mean((pred - y) ** 2)) == pytest.approx(rmse, rel=1e-4)
+
+
+IMAGES_SPEC = """data {
+  source = images("pics", color = gray, size = [4, 4])
+  split  = { train = 0.5, val = 0.5 }
+  batch  = 2
+}
+model {
+  input x: f32[1, 4, 4]
+  logits = x -> flatten -> dense(2)
+}
+loss      = cross_entropy(logits, target)
+optimizer = adam(lr = 0.01)
+stop { max = 1 epochs }
+"""
+TEXT_SPEC = """data {
+  source    = text("t.txt", level = char, window = 4)
+  split     = { train = 0.8, val = 0.2 }
+  normalize = none
+  batch     = 4
+}
+model {
+  input x: i32[4]
+  logits = x -> embedding(8, 4) -> flatten -> dense(8)
+}
+loss      = cross_entropy(logits, target)
+optimizer = adam(lr = 0.01)
+stop { max = 1 epochs }
+"""
+
+
+def _image(path: Path, value: int, size: int = 6) -> np.ndarray:
+    """A gray PNG of one value with a brighter corner; returned as the model sees it after resizing to 4x4."""
+    from PIL import Image
+
+    a = np.full((size, size), value, np.uint8)
+    a[:2, :2] = 255
+    Image.fromarray(a).save(path)
+    return np.asarray(Image.fromarray(a).resize((4, 4), Image.Resampling.BILINEAR), np.float64)[None] / 255.0
+
+
+def _predict_rows(run: Path, inputs: Path) -> list[list[str]]:
+    r = trainc("predict", run, inputs)
+    assert r.returncode == 0, r.stderr
+    return list(csv.reader(r.stdout.splitlines()))
+
+
+def test_predict_reads_images_as_an_images_model_was_trained(tmp_path):
+    for label, value in (("a", 20), ("b", 200)):
+        (tmp_path / "pics" / label).mkdir(parents=True)
+        for i in range(4):
+            _image(tmp_path / "pics" / label / f"{i}.png", value + 5 * i)
+    (tmp_path / "s.train").write_text(IMAGES_SPEC)
+    assert trainc("run", "s.train", "-q", "--out", "run", cwd=tmp_path).returncode == 0
+    new = tmp_path / "new"
+    new.mkdir()
+    x = np.stack([_image(new / f"{n}.png", v) for n, v in (("p", 30), ("q", 190))])  # name order
+    np.save(tmp_path / "x.npy", x)
+    as_array = _predict_rows(tmp_path / "run", tmp_path / "x.npy")  # the independent path: arrays made here
+    assert _predict_rows(tmp_path / "run", new) == as_array and len(as_array) == 3
+    assert _predict_rows(tmp_path / "run", new / "q.png") == [as_array[0], as_array[2]]
+
+
+def test_predict_reads_raw_text_as_a_text_model_was_trained(tmp_path):
+    (tmp_path / "t.txt").write_text("abcdefg " * 12)
+    (tmp_path / "s.train").write_text(TEXT_SPEC)
+    r = trainc("run", "s.train", "-q", "--out", "run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    vocab = sorted(set("abcdefg "))  # ids in sorted order, as the text source assigns them
+    text = "gabc def"
+    ids = np.array([vocab.index(c) for c in text], np.float64)
+    np.save(tmp_path / "x.npy", np.stack([ids[i:i + 4] for i in range(len(text) - 3)]))
+    (tmp_path / "new.txt").write_text(text)
+    as_array = _predict_rows(tmp_path / "run", tmp_path / "x.npy")
+    assert _predict_rows(tmp_path / "run", tmp_path / "new.txt") == as_array and len(as_array) == 1 + 5

@@ -43,6 +43,17 @@ def test_linear_regression_reaches_least_squares(tmp_path):
     assert result.final["val.rmse"] < result.baseline["val.rmse"]
 
 
+def test_batch_all_is_the_whole_training_split(tmp_path):
+    """`batch = all`: one step an epoch over every training example. From zero weights the first step's loss
+    is mean(y^2) over its batch, exactly 1 over the whole standardised split (353 of 354 examples is not)."""
+    spec, ds, result, _ = run("linear_regression.train", tmp_path)
+    assert spec.data.batch is None  # `all`: known only with the data
+    assert result.steps == result.epochs
+    y = ds.y_train.astype(np.float64)
+    assert result.history[0]["train.loss"] == pytest.approx(float((y ** 2).mean()), rel=1e-6)
+    assert result.history[0]["train.loss"] == pytest.approx(1.0, rel=1e-6)
+
+
 def test_logistic_regression_reaches_newtons_optimum(tmp_path):
     spec, ds, result, w = run("logistic_regression.train", tmp_path)
     lam = spec.regularization.l2

@@ -193,3 +193,23 @@ def test_the_png_is_a_real_image_in_memory_too(overfit, tmp_path):
     path = plot_curves(rows, tmp_path / "c.png", "with grad_norm")
     with Image.open(io.BytesIO(path.read_bytes())) as im:
         assert im.width >= 3 * 400 and im.height >= 2 * 250  # loss, accuracy, lr, grad_norm: two rows of three
+
+
+@pytest.mark.parametrize("overrides, shown", [
+    ([], "training step, batch 64:"),
+    (["data.batch=16"], "training step, batch 16:"),  # the run's --set, as `trainc run` applied it
+    (["data.batch=16", "data.batch=8"], "training step, batch 8:"),  # in order: the last one holds
+    (["data.batch=16", "model=1"], "no model summary: "),  # an override that does not resolve: no summary
+])
+def test_the_report_summarises_the_spec_with_the_runs_overrides(tmp_path, overrides, shown):
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(ROOT / "examples/digits.train", run / "spec.train")
+    (run / "run.json").write_text(json.dumps({"spec": str(ROOT / "examples/digits.train"),
+                                              "base_dir": str(ROOT / "examples"), "overrides": overrides}))
+    rows = [{"epoch": e, "step": 22 * e, "train.loss": 1.0 / e, "val.loss": 1.1 / e} for e in (1, 2)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run / "summary.json").write_text(json.dumps({"spec": "examples/digits.train", "epochs": 2}))
+    write_report(run)
+    model = (run / "report.html").read_text().split("<h2>Model</h2>")[1]
+    assert shown in model and (overrides == [] or "batch 64" not in model)

@@ -83,8 +83,9 @@ def test_a_changed_spec_is_refused_with_what_changed_unless_forced(tmp_path):
     r = trainc(tmp_path, "--resume", sets=["--set", "stop.max=2 epochs", "--set", "optimizer.lr=1e-3"])
     assert r.returncode == 1
     assert "the spec changed since" in r.stderr
-    assert "stop.max: {node: Duration, unit: epochs, value: 1.0} -> {node: Duration, unit: epochs, value: 2.0}" \
-        in r.stderr and "optimizer: " in r.stderr and "--force" in r.stderr
+    assert "stop.max: 1 epochs -> 2 epochs" in r.stderr and "--force" in r.stderr  # as a spec writes them
+    assert "optimizer: adamw(lr = 0.003, b1 = 0.9, b2 = 0.999, eps = 1e-8, weight_decay = 0.01) -> " \
+        "adamw(lr = 0.001, b1 = 0.9, b2 = 0.999, eps = 1e-8, weight_decay = 0.01)" in r.stderr
     r = trainc(tmp_path, "--resume", "--force", sets=["--set", "stop.max=2 epochs"])
     assert r.returncode == 0, r.stderr
     assert [m["epoch"] for m in metrics(tmp_path)] == [1, 2]
@@ -104,16 +105,22 @@ def test_a_corrupted_checkpoint_is_refused_with_a_clear_error(tmp_path):
 def test_the_run_directory_holds_the_operative_spec_with_origins(tmp_path):
     import yaml
 
-    assert trainc(tmp_path, sets=["--set", "stop.max=1 epochs"]).returncode == 0
+    assert trainc(tmp_path, sets=["--set", "stop.max=1 epochs", "--set", "checkpoint.last=2"]).returncode == 0
     doc = yaml.safe_load((tmp_path / "operative.yaml").read_text())
     s = doc["settings"]
-    assert s["stop.max"] == {"value": {"node": "Duration", "value": 1.0, "unit": "epochs"}, "from": "override"}
-    assert s["data.batch"] == {"value": 64, "from": "spec"}
+    assert s["stop.max"] == {"value": "1 epochs", "from": "override"}
+    assert s["data.batch"] == {"value": "64", "from": "spec"}
     assert s["data.sampler"] == {"value": "none", "from": "default"}
-    assert s["optimizer"]["value"]["args"]["b2"] == 0.999  # a default filled in
+    assert s["optimizer"] == {"value": "adamw(lr = 0.003, b1 = 0.9, b2 = 0.999, eps = 1e-8, weight_decay = 0.01)",
+                              "defaults": ["b1", "b2", "eps"], "from": "spec"}  # the defaults filled in, marked
+    assert s["schedule"] == {"value": "warmup(50 steps, start = 0) then cosine(to = 1e-5)", "defaults": ["start"],
+                             "from": "spec"}
+    assert s["stop.when"] == {"value": "val.accuracy >= 0.99", "from": "spec"}
+    assert s["checkpoint.last"] == {"value": "2", "from": "override"}
+    assert s["checkpoint.keep"] == {"value": None, "from": "default"}
     assert (tmp_path / "spec.train").read_text() == Path(SPEC).read_text()
     run = json.loads((tmp_path / "run.json").read_text())
-    assert run["overrides"] == ["stop.max=1 epochs"] and run["spec"] == SPEC
+    assert run["overrides"] == ["stop.max=1 epochs", "checkpoint.last=2"] and run["spec"] == SPEC
 
 
 def test_log_format_json_streams_one_object_per_line(tmp_path):
@@ -161,3 +168,51 @@ def test_killed_at_random_moments_and_resumed_each_time_ends_bit_exact(tmp_path)
             ck.load(out / "checkpoints" / latest)  # whole: it loads and its checksums hold
     assert codes[:3] in ([-9, 130, -9], [-9, -15, -9]) and codes[3] == 0, codes  # -15: during start-up
     assert_same_run(ref, out)
+
+
+TINY = """data {{
+  source = csv("{data}", target = "progression")
+  split  = {{ train = 0.8, val = 0.2 }}
+  batch  = 32
+}}
+model {{
+  input x: f32[10]
+  pred = x -> dense(1)
+}}
+loss      = mse(pred, target)
+optimizer = sgd(lr = 0.01)
+stop {{ max = 2 epochs }}
+run {{ seed = 0 }}
+"""
+SAME = {  # the same spec as TINY, written otherwise: each must resume the run that TINY started
+    "a comment line": lambda t: "# a comment that moves every line down\n" + t,
+    "reformatted": lambda t: t.replace("  batch  = 32\n", "  batch=32  # per step\n").replace(" = ", "=") + "\n\n",
+    "an extra blank line": lambda t: t.replace("model {", "\nmodel {"),
+}
+
+
+@pytest.mark.parametrize("change, where", [(c, w) for c in SAME for w in ("a.train", "./a.train")] +
+                         [("reformatted", "moved/b.train")])
+def test_resume_accepts_the_same_spec_reformatted_commented_or_moved(tmp_path, interrupted_tiny, change, where):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(interrupted_tiny, run)
+    (tmp_path / where).parent.mkdir(exist_ok=True)
+    (tmp_path / where).write_text(SAME[change](TINY.format(data=ROOT / "examples/data/diabetes.csv")))
+    r = subprocess.run([EXE, "run", where, "-q", "--out", str(run), "--resume"], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert [m["epoch"] for m in metrics(run)] == [1, 2]
+
+
+@pytest.fixture(scope="module")
+def interrupted_tiny(tmp_path_factory) -> Path:
+    """TINY run as `a.train`, stopped by SIGINT in its second epoch (12 steps an epoch) with a checkpoint."""
+    home = tmp_path_factory.mktemp("tiny")
+    (home / "a.train").write_text(TINY.format(data=ROOT / "examples/data/diabetes.csv"))
+    env = {**os.environ, "TRAINC_FAULT": "sigint:15"}
+    r = subprocess.run([EXE, "run", "a.train", "-q", "--out", "run"], capture_output=True, text=True, cwd=home,
+                       env=env, timeout=600)
+    assert r.returncode == 130, r.stderr
+    return home / "run"

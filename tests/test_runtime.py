@@ -771,8 +771,8 @@ def test_wrong_class_count(tmp_path):
     assert [d.code for d in diags] == ["E508"]
     assert diags[0].message == "'logits' has 3 logits but the data has 10 classes"
     assert diags[0].help == "end the model with dense(10)"
-    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.startswith("loss"))
-    assert diags[0].span.line == line
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "dense(3)" in t)  # the layer that sets the width
+    assert diags[0].span.line == line and diags[0].notes[0].endswith("reads 'logits' as one logit per class")
     # train() refuses before compiling or writing anything
     with pytest.raises(SpecError) as e:
         train(spec, ds, tmp_path / "run", Progress(quiet=True))
@@ -794,7 +794,7 @@ def test_batch_larger_than_training_split():
     assert n < 2000
     assert [d.code for d in diags] == ["E505"]
     assert diags[0].message == f"batch 2000 is larger than the training split ({n} examples)"
-    assert diags[0].help == "use `batch = 32` or fewer"
+    assert diags[0].help == "use `batch = 32` or fewer, or `batch = all` for the whole training split"
     # a batch of exactly the training split is fine (batch gradient descent)
     _, _, ok = _data_problems(text.replace("batch  = 2000", f"batch  = {n}"))
     assert ok == []

@@ -292,7 +292,7 @@ def test_a_2x2_sweep_ranks_four_runs(tmp_path):
     out = tmp_path / "sw"
     # val.auc is a score: ranked by the largest, as early stopping's `mode = auto` would judge it
     r = trainc("sweep", LOGISTIC, "--out", str(out), "-j", "2", "--set", "stop.max=3 epochs",
-               "--set", "stop.early=plateau(val.auc, patience = 10)",
+               "--set", "stop.early=plateau(val.auc, patience = 3)",
                "--grid", "optimizer=[adam(lr = 0.003), adam(lr = 0.1)]", "--grid", "data.batch=[64, 128]")
     assert r.returncode == 0, r.stderr
     doc = json.loads((out / "sweep.json").read_text())

@@ -18,7 +18,7 @@ import typer
 
 from .compiler import ir, lint as lint_text
 from .compiler.diagnostics import Diagnostic, SpecError
-from .compiler.parse import parse, parse_expr
+from .compiler.parse import parse
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="trainc: a declarative training language for deep learning, compiled to tinygrad.")
@@ -90,47 +90,14 @@ def _read(path: str, problems: list[Diagnostic] | None = None) -> str:
 
 
 def _apply_overrides(file: ir.File, sets: list[str], sources: dict[str, str]) -> ir.File:
-    """`--set stop.max="3 epochs"`: replace (or add) one setting before the spec is resolved."""
-    items = list(file.items)
-    for s in sets:
-        if "=" not in s:
-            _usage(f"--set takes KEY=VALUE, like --set stop.max=\"3 epochs\"; got {s!r}")
-        key, value = s.split("=", 1)
-        key = key.strip()
-        origin = f"<--set {key}>"
-        sources[origin] = value
-        expr = parse_expr(value, origin)
-        span = expr.span
-        section, _, sub = key.partition(".")
-        if not section.isidentifier() or (sub and not sub.isidentifier()):
-            _usage(f"--set: {key!r} is not a setting name like stop.max or optimizer")
-        entry = ir.Entry(key=sub or section, value=expr, key_span=span, span=span)
-        for i, item in enumerate(items):
-            name = item.name if isinstance(item, ir.Section) else getattr(item, "key", None)
-            if name != section:
-                continue
-            if isinstance(item, ir.Entry) and isinstance(item.value, ir.Record):  # `stop = { ... }`
-                item = ir.Section(name=name, body=item.value.entries, name_span=item.key_span, span=item.span)
-            if sub and isinstance(item, ir.Entry) and isinstance(item.value, ir.Call):  # optimizer.lr=1e-3
-                call = item.value
-                kw = ir.KwArg(name=sub, value=expr, span=span)
-                kwargs = tuple(k for k in call.kwargs if k.name != sub) + (kw,)
-                items[i] = replace(item, value=replace(call, kwargs=kwargs))
-                break
-            if not sub:
-                items[i] = replace(entry, key=section)
-                break
-            if not isinstance(item, ir.Section):
-                _usage(f"--set: '{section}' is not a section, write --set {section}=VALUE")
-            body = [b for b in item.body if not (isinstance(b, ir.Entry) and b.key == sub)]
-            items[i] = replace(item, body=tuple(body) + (entry,))
-            break
-        else:
-            if sub:
-                items.append(ir.Section(name=section, body=(entry,), name_span=span, span=span))
-            else:
-                items.append(entry)
-    return replace(file, items=tuple(items))
+    """`--set stop.max="3 epochs"`: replace (or add) one setting before the spec is resolved; a malformed
+    --set is a usage error (exit 2), a value that does not parse a diagnostic (SpecError)."""
+    from .compiler.overrides import OverrideError, apply_overrides
+
+    try:
+        return apply_overrides(file, sets, sources)
+    except OverrideError as e:
+        _usage(str(e))
 
 
 def _analyze(path: str, sets: list[str] | None = None) -> tuple[ir.Spec, dict[str, str]]:
@@ -138,9 +105,12 @@ def _analyze(path: str, sets: list[str] | None = None) -> tuple[ir.Spec, dict[st
     return spec, sources
 
 
-def _analyze_file(path: str, sets: list[str] | None = None) -> tuple[ir.Spec, dict[str, str], ir.File]:
-    """parse -> --set overrides -> resolve -> check; diagnostics printed and exit 1 on errors."""
+def _analyze_file(path: str, sets: list[str] | None = None,
+                  allow: tuple[str, ...] = ()) -> tuple[ir.Spec, dict[str, str], ir.File]:
+    """parse -> --set overrides -> resolve -> check; diagnostics printed and exit 1 on errors.
+    Warnings allowed by `allow` or a `# trainc: allow CODE` comment on their line are not shown."""
     from .compiler import check_file
+    from .compiler.rules import silence
 
     text = _read(path)
     sources = {path: text}
@@ -156,6 +126,7 @@ def _analyze_file(path: str, sets: list[str] | None = None) -> tuple[ir.Spec, di
         _print_diags(e.diagnostics, sources)
         raise typer.Exit(1) from None
     spec, problems = check_file(file, path)
+    problems = silence(problems, text, allow)
     if problems:  # warnings are shown and the run goes on; errors stop it
         _print_diags(problems, sources)
     if any(d.is_error for d in problems):
@@ -178,13 +149,15 @@ def run(
                                                       "though the spec changed"),
     log_format: str = typer.Option("text", "--log-format", metavar="text|json",
                                    help="json: one JSON object per line on stdout (messages, epochs, the end)"),
+    allow: List[str] = typer.Option([], "--allow", metavar="CODE", help="silence a warning: --allow W302"),
 ):
     """Train a spec: check it, load the data, compile the step and run the loop."""
-    spec, sources, file = _analyze_file(spec_path, set_)
+    allowed = tuple(c.strip() for a in allow for c in a.split(",") if c.strip())
+    spec, sources, file = _analyze_file(spec_path, set_, allowed)
     from .compiler.operative import operative
     from .compiler.summary import over_memory
     from .runtime import rundir
-    from .runtime.data import DataError, load_data
+    from .runtime.data import DataError, fit_batch, load_data
     from .runtime.loop import check_against_data
     from .runtime.progress import Progress
 
@@ -202,12 +175,17 @@ def run(
     try:
         ds = load_data(spec.data, r.base, spec.run.seed)  # a k-fold spec: its first fold
     except DataError as e:
-        _print_diags([e.diagnostic], sources)
+        _print_diags([_at_column(e.diagnostic, spec)], sources)
         raise typer.Exit(1) from None
-    mismatch = check_against_data(spec, ds)  # before the run directory is touched: an existing one keeps its files
+    spec = r.spec = fit_batch(spec, len(ds.x_train))  # `batch = all`: the training split's size
+    from .compiler.rules import silence
+
+    # before the run directory is touched: an existing one keeps its files; warnings are shown, errors refuse
+    mismatch = silence(check_against_data(spec, ds), sources.get(spec_path, ""), allowed)
     too_big = over_memory(spec, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))  # never a MemoryError
     if mismatch or too_big:
         _print_diags([*mismatch, *([too_big] if too_big else [])], sources)
+    if any(d.is_error for d in mismatch) or too_big:
         raise typer.Exit(1)
     try:  # one trainc run at a time writes a run directory
         held = rundir.lock(out_dir, lambda m: sys.stderr.write(f"warning: {m}\n"))
@@ -401,7 +379,7 @@ def _write_run_record(out_dir: Path, spec_path: str, text: str, base: Path, sets
     write_file_atomic(out_dir / "operative.yaml", render(doc).encode(), out_dir)
 
 
-def _data_checks(spec: ir.Spec, path: str) -> list[Diagnostic]:
+def _data_checks(spec: ir.Spec, path: str, skipped: list[str] | None = None) -> list[Diagnostic]:
     """What the data can tell without training: feature shape, classes, class weights, batch size, folds.
 
     Reads the data files (numpy only, no tinygrad); skipped when they are missing, since a spec may
@@ -416,6 +394,9 @@ def _data_checks(spec: ir.Spec, path: str) -> list[Diagnostic]:
         try:
             os.stat(os.path.join(base, os.path.expanduser(s.path)))
         except (FileNotFoundError, NotADirectoryError):
+            if skipped is not None:  # said, not silent: lint's "no problems" covers less than usual
+                skipped.append(f"data checks skipped (input shape, classes, vocabulary, batch, steps per epoch): "
+                               f"'{s.path}' not found")
             return []
         except (OSError, ValueError) as e:  # ENAMETOOLONG, ELOOP, EACCES; ValueError: a NUL character
             why = getattr(e, "strerror", None) or ("it holds a NUL character" if "null" in str(e) else str(e))
@@ -425,19 +406,37 @@ def _data_checks(spec: ir.Spec, path: str) -> list[Diagnostic]:
                                help="a file's name is at most 255 bytes, and a path 4096" if long else None)]
     if not keys:
         return []
-    from .runtime.data import DataError, load_data  # numpy: only when there is data to read
+    from .runtime.data import DataError, fit_batch, load_data  # numpy: only when there is data to read
     from .runtime.loop import check_against_data
 
     try:  # a k-fold split is checked on its first fold, as `trainc run` starts with it
         ds = load_data(spec.data, base, spec.run.seed)
     except DataError as e:
-        return [e.diagnostic]
+        return [_at_column(e.diagnostic, spec)]
     folds, n = spec.data.split.folds if spec.data.split else 0, len(ds.x_train) + len(ds.x_val)
     if folds > n:  # every fold validates on at least one example
         return [Diagnostic(code="E505", message=f"kfold({folds}) needs at least {folds} examples, one per fold, but "
                            f"the data has {n}", span=spec.data.span_of("split.k"),
                            help=f"use k <= {n} ({n} is leave-one-out)")]
-    return check_against_data(spec, ds)
+    return check_against_data(fit_batch(spec, len(ds.x_train)), ds)  # `batch = all`: the split's size
+
+
+def _at_column(d: Diagnostic, spec: ir.Spec) -> Diagnostic:
+    """An unknown column (E503) pointed at its name in `target = ...` or `features = [...]`, not at the call."""
+    import re
+    from dataclasses import replace
+
+    name = re.search(r"column '(.*?)' not found", d.message) if d.code == "E503" else None
+    span = dict(spec.data.where).get(f"column:{name[1]}") if name else None
+    return replace(d, span=span) if span is not None else d
+
+
+def _data_checkable(spec: ir.Spec, found: list[Diagnostic]) -> bool:
+    """Whether the data checks can run beside the spec's other errors: the data section and the input
+    resolved (no error inside the data section), and nothing failed to parse or read."""
+    data = spec.data.span
+    inside = [d for d in found if d.is_error and (d.code < "E2" or (data.line <= d.span.line <= data.end_line))]
+    return bool(spec.model.inputs) and not inside and data.line > 0
 
 
 def confusion_table(matrix: list[list[int]], classes) -> str:
@@ -473,19 +472,23 @@ def lint(paths: List[str] = typer.Argument(..., metavar="PATH...",
          format_: str = typer.Option("full", "--format", metavar="FORMAT",
                                      help="full (default, on stderr), or on stdout: concise, json, github, sarif"),
          data: bool = typer.Option(True, "--data/--no-data", help="also check the spec against its data files "
-                                   "(features, classes, batch size) when they exist")):
+                                   "(features, classes, batch size) when they exist"),
+         allow: List[str] = typer.Option([], "--allow", metavar="CODE",
+                                         help="silence a warning for this run: --allow W302 (repeat, or W302,W401)")):
     """Check specs without running anything: syntax, names, arguments, units, shapes, and the data.
 
     Exit 0 when clean, 1 with any finding (error or warning), 2 on a usage or internal error."""
     from .compiler import lint_spec
     from .compiler.formats import FORMATS, render
+    from .compiler.rules import silence
 
     if format_ not in FORMATS:
         _usage(f"--format takes {', '.join(FORMATS)}; not {format_!r}")
     files = _spec_paths(paths)
     unread: list[Diagnostic] = []  # files that are not specs (not UTF-8, too large, unreadable): one problem each
     texts = {path: _read(path, unread) for path in files}  # every file is read before any is reported
-    sources, diags, crashed = {}, list(unread), []
+    sources, diags, crashed, notes = {}, list(unread), [], []
+    allowed = tuple(c.strip() for a in allow for c in a.split(",") if c.strip())
     for path, text in texts.items():
         name = "<stdin>" if path == "-" else path
         sources[name] = text
@@ -493,8 +496,14 @@ def lint(paths: List[str] = typer.Argument(..., metavar="PATH...",
             continue
         try:  # a bug met in one file is reported, at the end; the other files are still checked
             spec, found = lint_spec(text, name)
-            if data and not any(d.is_error for d in found):
-                found += _data_checks(spec, path)
+            skipped: list[str] = []
+            if data and _data_checkable(spec, found):  # other errors elsewhere do not hide the data's findings
+                more = _data_checks(spec, path, skipped)
+                seen = {(d.code, d.span) for d in found}
+                found += [d for d in more if (d.code, d.span) not in seen]
+            found = silence(found, text, allowed)
+            if data and not found:  # "no problems" says what it could not check
+                notes += [f"note: {name}: {why}" for why in skipped]
         except Exception as e:
             if os.environ.get("TRAINC_DEBUG"):
                 raise
@@ -508,6 +517,8 @@ def lint(paths: List[str] = typer.Argument(..., metavar="PATH...",
             _print_diags(diags, sources)
         elif not crashed:
             print(f"{len(files)} file{'s' * (len(files) != 1)} checked, no problems")
+        if notes:  # what was not checked, on stderr: the exit code and stdout stay as they were
+            sys.stderr.write("\n".join(notes) + "\n")
     else:
         from . import __version__
 
@@ -523,7 +534,7 @@ def lint(paths: List[str] = typer.Argument(..., metavar="PATH...",
 def _lint_args(argv: list[str]) -> dict | None:
     """`trainc lint`'s arguments read without typer, whose start-up (it imports pydantic) takes longer
     than linting a 300-line spec. None for anything else (--help, a typo): typer reads and answers that."""
-    args, options, i = {"paths": [], "format_": "full", "data": True}, True, 0
+    args, options, i = {"paths": [], "format_": "full", "data": True, "allow": []}, True, 0
     while i < len(argv):
         a = argv[i]
         if options and a == "--":
@@ -532,6 +543,11 @@ def _lint_args(argv: list[str]) -> dict | None:
             args["format_"], i = argv[i + 1], i + 1
         elif options and a.startswith("--format="):
             args["format_"] = a.partition("=")[2]
+        elif options and a == "--allow" and i + 1 < len(argv):
+            args["allow"].append(argv[i + 1])
+            i += 1
+        elif options and a.startswith("--allow="):
+            args["allow"].append(a.partition("=")[2])
         elif options and a in ("--data", "--no-data"):
             args["data"] = a == "--data"
         elif a == "-" or not options or not a.startswith("-"):
@@ -567,8 +583,10 @@ def schedule(
             _print_diags([e.diagnostic], sources)
             sys.stderr.write("(or give --steps-per-epoch N to preview without the data)\n")
             raise typer.Exit(1) from None
+        from .runtime.data import fit_batch
         from .runtime.loop import check_against_data, epoch_size
 
+        spec = fit_batch(spec, len(ds.x_train))  # `batch = all`: the training split's size
         mismatch = [d for d in check_against_data(spec, ds) if d.is_error]  # a batch larger than the data: no step
         if mismatch:
             _print_diags(mismatch, sources)
@@ -951,7 +969,8 @@ def ck_error():
 @app.command()
 def predict(
     run_dir: Path = typer.Argument(..., metavar="DIR", help="a run directory"),
-    inputs: Path = typer.Argument(..., metavar="INPUT", help="a CSV with the feature columns, or .npy/.npz"),
+    inputs: Path = typer.Argument(..., metavar="INPUT", help="what the model was trained from: a CSV with the "
+                                  "feature columns, an image or a folder of images, a text; or .npy/.npz"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="FILE",
                                        help="write the CSV here (default: stdout)"),
     weights: str = WEIGHTS,
@@ -969,7 +988,7 @@ def predict(
     spec, _, _, _ = _load_run(run_dir)
     try:
         prep = inf.load_preprocessing(run_dir)
-        x = inf.read_inputs(prep, inputs)
+        x = inf.read_inputs(prep, inputs, spec.data.source or spec.data.train)  # as the model was trained from
         names, rows = inf.predict(spec, prep, x, inf.weights_file(run_dir, weights))
     except ck_error() as e:
         sys.stderr.write(f"error: {e}\n")

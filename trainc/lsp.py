@@ -10,7 +10,8 @@ the document and call them. What the server answers:
     definition       blocks, named values, inputs and block parameters
     document symbols sections with their keys; the model's inputs, blocks and values
     formatting       the whole document, from `compiler/fmt.py`
-    code actions     a quick fix for each diagnostic whose help is "did you mean 'X'?"
+    code actions     a quick fix for each diagnostic whose help is "did you mean 'X'?" (or an alias's
+                     "... here it is 'X'")
 
 Positions. trainc's spans count lines and columns from 1, columns in code points (Python
 characters), the end exclusive; LSP counts both from 0, columns in the negotiated encoding:
@@ -258,25 +259,10 @@ def _define(frames: list[Frame], names: Names) -> None:
 
 REGISTRIES = [r for r in vars(C).values() if isinstance(r, C.Registry)]  # every family, layers first
 
-VALUE_REGISTRY = {  # (section, key) -> the registry its value names; "" is the top level
-    ("", "loss"): C.LOSSES, ("", "optimizer"): C.OPTIMIZERS, ("", "schedule"): C.SCHEDULES,
-    ("", "metrics"): C.METRICS, ("model", "init"): C.INITS,
-    ("data", "source"): C.SOURCES, ("data", "train"): C.SOURCES, ("data", "val"): C.SOURCES,
-    ("data", "test"): C.SOURCES, ("stop", "early"): C.STOP_RULES, ("stop", "diverge"): C.DIVERGENCE,
-    ("regularization", "elastic_net"): C.REGULARIZERS,
-}
-if hasattr(C, "AUGMENTATIONS"):
-    VALUE_REGISTRY[("data", "augment")] = C.AUGMENTATIONS
-
-WORDS = {  # bare-word settings (resolve.py reads them with these choices)
-    ("data", "normalize"): ("standard", "minmax", "none"),
-    ("data", "target_normalize"): ("standard", "none"),
-    ("data", "sampler"): ("none", "balanced", "oversample"),
-    ("data", "task"): ("classification", "regression"),
-    ("data", "shuffle"): ("true", "false"),
-    ("run", "device"): tuple(C.DEVICES),
-    ("run", "precision"): tuple(C.DTYPES),
-}
+# `key = ` completes from the catalogue's declaration of what each key's value names (C.KEY_VALUES)
+VALUE_REGISTRY = {k: v for k, v in C.KEY_VALUES.items() if isinstance(v, C.Registry)}  # "" is the top level
+WORDS = {k: v.options if isinstance(v, C.Choice) else ("true", "false")  # bare-word settings
+         for k, v in C.KEY_VALUES.items() if isinstance(v, (C.Choice, C.Bool_))}
 
 SPLITS = ("train", "val")
 KEYWORDS = {"input": "`input NAME: f32[D1, ...]`: the shape of one example, without the batch axis",
@@ -740,7 +726,7 @@ def diagnostics(text: str, path: str, encoding: str = "utf-16") -> list[types.Di
     return shown
 
 
-_DID_YOU_MEAN = re.compile(r"did you mean '([^']+)'\?")
+_DID_YOU_MEAN = re.compile(r"(?:did you mean|here it is) '([^']+)'")  # diagnostics.did_you_mean's two forms
 
 
 def _fix(d: Diagnostic, lines: Lines) -> tuple[ir.Span, str] | None:

@@ -30,7 +30,7 @@ SECTIONS = {  # section -> {key: description}
         "test": "a separate test file, evaluated once at the end (with train and val files)",
         "normalize": "standard, minmax or none (fitted on the training split only)",
         "target_normalize": "regression only: standard (default) or none; metrics stay in the target's units",
-        "batch": "examples per step",
+        "batch": "examples per step, or `all`: the whole training split (full-batch gradient descent)",
         "shuffle": "reshuffle the training split every epoch",
         "sampler": "classification: none, balanced (draw classes equally often) or oversample (repeat the rarer)",
         "task": "classification or regression (default: from the loss)",
@@ -77,3 +77,22 @@ DTYPES = {"f32": DType.f32, "i32": DType.i32}  # i32: token ids, for `embedding`
 PRECISIONS = {"f32": DType.f32, "f16": DType.f16, "bf16": DType.bf16}  # run.precision: the forward pass
 DEVICES = ("auto", "cpu", "cuda", "metal")
 
+
+# What the value of a key names where it is one word: a registry's entry, or one of a few bare words. The
+# language server completes `key = ` from it and the editor grammar highlights its words; resolve.py reads
+# the bare-word keys with the same choices (tests/test_completion_schema.py checks both ways).
+KEY_VALUES = {  # (section, key) -> a Registry, a Choice or Bool; section "" is the top level
+    ("", "loss"): LOSSES, ("", "optimizer"): OPTIMIZERS, ("", "schedule"): SCHEDULES,
+    ("", "metrics"): METRICS, ("model", "init"): INITS,
+    ("data", "source"): SOURCES, ("data", "train"): SOURCES, ("data", "val"): SOURCES,
+    ("data", "test"): SOURCES, ("data", "augment"): AUGMENTATIONS,
+    ("stop", "early"): STOP_RULES, ("stop", "diverge"): DIVERGENCE,
+    ("regularization", "elastic_net"): REGULARIZERS,
+    ("data", "normalize"): Choice("standard", "minmax", "none"),
+    ("data", "target_normalize"): Choice("standard", "none"),
+    ("data", "sampler"): Choice("none", "balanced", "oversample"),
+    ("data", "task"): Choice("classification", "regression"),
+    ("data", "shuffle"): Bool,
+    ("run", "device"): Choice(*DEVICES),
+    ("run", "precision"): Choice(*PRECISIONS),  # not DTYPES: i32 is an input's type, not a precision
+}

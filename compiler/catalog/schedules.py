@@ -42,7 +42,7 @@ def constant(length: _LENGTH = None):
 
 
 @SCHEDULES.register
-def warmup(length: _LENGTH, start: NonNegative = 0.0):
+def warmup(length: _LENGTH, start: Float(0.0, 1.0) = 0.0):
     """Linear warm-up from `start` x lr to lr over `length`."""
 
 

@@ -45,8 +45,8 @@ def select_device(run: ir.Run) -> str:
         Device[name]
     except Exception as e:  # tinygrad raises many kinds here: missing driver, library, compiler
         raise SpecError([Diagnostic(code="E601", message=f"cannot open device {name}: {str(e).splitlines()[0]}",
-                                    span=run.span, help="use `run { device = cpu }`; the CPU device needs `clang` "
-                                    "on PATH")]) from None
+                                    span=run.span_of("device"), help="use `run { device = cpu }`; the CPU device "
+                                    "needs `clang` on PATH")]) from None
     if run.device != "auto" and Device.DEFAULT != name:
         from tinygrad.helpers import DEV
 
@@ -68,7 +68,7 @@ def _check_precision(half, device: str, run: ir.Run) -> None:
     except Exception as e:  # a compiler error, of whichever kind the backend raises
         name = "bf16" if half == dtypes.bfloat16 else "f16"
         raise SpecError([Diagnostic(code="E602", message=f"precision = {name} is not supported on {device} here "
-                                    f"({type(e).__name__})", span=run.span,
+                                    f"({type(e).__name__})", span=run.span_of("precision"),
                                     help="use precision = f16 (with loss scaling) or f32")]) from None
     finally:
         os.dup2(saved, 2)
@@ -383,7 +383,7 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
         if reg.clip_grad_value:
             grads = [g.clip(-reg.clip_grad_value, reg.clip_grad_value) for g in grads]
         if reg.clip_grad_norm:
-            norm = sum((g * g).sum() for g in grads).sqrt() if reg.clip_grad_value else norm
+            norm = sum(((g * g).sum() for g in grads), Tensor.zeros(())).sqrt() if reg.clip_grad_value else norm
             coef = (reg.clip_grad_norm / (norm + 1e-6)).minimum(1.0)
             grads = [g * coef for g in grads]
         t = step_count.assign(step_count + 1 if loss_scale is None else ok.where(step_count + 1, step_count))

@@ -42,9 +42,9 @@ def words(names) -> str:
 
 
 def options() -> list[str]:
-    """Every bare word a setting can take: the string arguments of each `Choice(...)` in compiler/, the
-    words of `NumList(words=...)` and the devices."""
-    found = set(C.DEVICES)
+    """Every bare word a setting can take: the catalogue's KEY_VALUES words, the string arguments of each
+    `Choice(...)` in compiler/ and the words of `NumList(words=...)`."""
+    found = {w for v in C.KEY_VALUES.values() if isinstance(v, C.Choice) for w in v.options}
     for path in sorted(COMPILER.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.Call):
@@ -56,7 +56,12 @@ def options() -> list[str]:
                 for kw in node.keywords:
                     if kw.arg == "words" and isinstance(kw.value, (ast.Tuple, ast.List)):
                         found |= {e.value for e in kw.value.elts if isinstance(e, ast.Constant)}
-    return sorted(w for w in found if w.isidentifier() and w not in C.DTYPES and w not in ("true", "false"))
+    return sorted(w for w in found if w.isidentifier() and w not in dtypes() and w not in ("true", "false"))
+
+
+def dtypes() -> set[str]:
+    """Element types of inputs and the precisions of `run.precision` (f16, bf16)."""
+    return set(C.DTYPES) | set(C.PRECISIONS)
 
 
 def generated() -> dict[str, dict]:
@@ -79,7 +84,7 @@ def generated() -> dict[str, dict]:
         },
         "dtype": {
             "comment": "generated: element types of `input x: f32[64]` and `run.precision`",
-            "match": rf"\b(?:{words(C.DTYPES)})\b",
+            "match": rf"\b(?:{words(dtypes())})\b",
             "name": "storage.type.dtype.trainc",
         },
         "number": {
