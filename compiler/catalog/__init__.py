@@ -42,7 +42,7 @@ SECTIONS = {  # section -> {key: description}
     "schedule": {},
     "regularization": {
         "l1": "penalty l1 * sum|w| over weight matrices (not biases)",
-        "l2": "penalty l2/2 * sum(w^2) over weight matrices (not biases)",
+        "l2": "penalty l2/2 * sum(w^2) over every weight tensor of 2+ dimensions (not biases or norm scales)",
         "elastic_net": "elastic_net(alpha, l1_ratio = 0.5): both penalties, scikit-learn's form",
         "weight_decay": "decoupled decay p -= lr * weight_decay * p on every parameter, any optimizer",
         "clip_grad_norm": "rescale gradients whose global L2 norm exceeds this",
