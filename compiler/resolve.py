@@ -216,7 +216,7 @@ def bind(entry: C.Entry, reg: C.Registry, call: ir.Expr, skip: tuple[str, ...] =
         out[p.name], spans[p.name] = a, a.span
     for kw in kwargs:
         if entry.param(kw.name) is None or kw.name in skip:
-            names = [p.name for p in params]
+            names = [p.name for p in params] + [n for n in reg.shared_for(entry) if n not in skip]
             help_ = did_you_mean(kw.name, names) or (f"{entry.name} takes: {', '.join(names)}" if names else
                                                      f"{entry.name} takes no arguments")
             problems.append(Diagnostic(code="E202", message=f"unknown argument '{kw.name}' for {reg.kind} "

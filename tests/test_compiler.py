@@ -673,3 +673,16 @@ def test_set_into_a_section_written_as_a_record(tmp_path):
     r = compile_(str(path), "--set", "stop.max=3 epochs")
     assert r.exit_code == 0, r.stderr
     assert yaml.safe_load(r.stdout)["stop"]["max"]["value"] == 3.0
+
+
+@pytest.mark.parametrize("call, help_", [
+    ("adam(lr = 1e-3, frezee = [logits])", "did you mean 'freeze'?"),
+    ("adam(lr = 1e-3, grops = {})", "did you mean 'groups'?"),
+    ("adam(lr = 1e-3, momentum = 0.9)", "adam takes: lr, b1, b2, eps, groups, freeze"),
+])
+def test_an_optimizers_help_names_the_arguments_every_optimizer_takes(call, help_):
+    """groups and freeze are declared once, in the catalogue, for every optimizer: the help lists them too."""
+    src = make_spec(optimizer=f"optimizer = {call}")
+    d = only(src, "E202")
+    assert d.help == help_
+

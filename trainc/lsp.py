@@ -394,18 +394,10 @@ class _Words:
         return self.text
 
 
-# Arguments the resolver takes besides a signature's (see specs/README.md: groups, freeze, share).
-EXTRA_ARGS = {
-    "optimizer": (C.ParamSpec("groups", _Words("a record: { VALUE_OR_BLOCK = { lr = ... } }"), "{}"),
-                  C.ParamSpec("freeze", _Words("a list of model values or blocks"), "[]")),
-    "layer": (C.ParamSpec("share", _Words("a model value made by a layer of the same kind"), None),),
-}
-
-
 def _params(entry: C.Entry) -> tuple[C.ParamSpec, ...]:
-    kind = _kind(entry)
-    extra = EXTRA_ARGS.get(kind, ()) if kind != "layer" or entry.extra.get("params") else ()
-    return entry.params + extra
+    reg = next((r for r in REGISTRIES if r.get(entry.name) is entry), None)
+    shared = reg.shared_for(entry) if reg is not None else {}  # groups, freeze, share: declared in the catalogue
+    return entry.params + tuple(C.ParamSpec(n, _Words(doc), default) for n, (doc, default) in shared.items())
 
 
 def _arguments(entry: C.Entry, given: set[str]) -> list[types.CompletionItem]:

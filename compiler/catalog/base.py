@@ -211,6 +211,13 @@ class Registry:
     def __init__(self, kind: str):
         self.kind = kind
         self.entries: dict[str, Entry] = {}
+        # arguments every entry takes besides its own signature, resolved apart (an optimizer's `groups` and
+        # `freeze`, a weight layer's `share`): name -> (what it takes, its default as written)
+        self.shared: dict[str, tuple[str, str | None]] = {}
+
+    def shared_for(self, entry: Entry) -> dict[str, tuple[str, str | None]]:
+        """The shared arguments `entry` takes: all of them, except that a layer takes them only if it has weights."""
+        return self.shared if self.kind != "layer" or entry.extra.get("params") else {}
 
     def register(self, fn: Callable | None = None, **extra):
         def add(f: Callable) -> Callable:
@@ -242,6 +249,9 @@ SOURCES = Registry("data source")
 STOP_RULES = Registry("stopping rule")
 REGULARIZERS = Registry("regularizer")
 DIVERGENCE = Registry("divergence guard")
+OPTIMIZERS.shared.update(groups=("a record: { VALUE_OR_BLOCK = { lr = ... } }", "{}"),
+                         freeze=("a list of model values or blocks", "[]"))
+LAYERS.shared.update(share=("a model value made by a layer of the same kind", None))
 AUGMENTATIONS = Registry("augmentation")
 
 
