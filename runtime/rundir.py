@@ -514,14 +514,15 @@ def make_dirs(path, root=None) -> None:
     os.close(_walk(root, parts, create=True))
 
 
-def _ready_to_replace(dfd: int, name: str, shown) -> None:
-    """A file about to be written over must be a regular file (or nothing): never a link, folder or FIFO."""
+def _ready_to_replace(dfd: int, name: str, shown, folder: bool = False) -> None:
+    """What is about to be written over must be a regular file (a folder, with `folder`) or nothing: never a
+    link, a FIFO or the other kind."""
     try:
         mode = os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode
     except FileNotFoundError:
         return
-    if not stat.S_ISREG(mode):
-        raise _odd(shown, mode)
+    if not (stat.S_ISDIR(mode) if folder else stat.S_ISREG(mode)):
+        raise _odd(shown, mode, "a folder" if folder else "a file")
 
 
 def _new_temp(dfd: int, name: str, shown) -> str:
@@ -600,18 +601,9 @@ def rename(src, dst, root=None) -> None:
         b = Path(dst).name
         if Path(dst).parent != Path(src).parent:
             raise RunDirError(f"{dst}: not in the folder of {src}")
-        _ready_to_replace_folder(dfd, b, dst)
+        _ready_to_replace(dfd, b, dst, folder=True)
         os.replace(a, b, src_dir_fd=dfd, dst_dir_fd=dfd)
         fsync_folder(dfd)
-
-
-def _ready_to_replace_folder(dfd: int, name: str, shown) -> None:
-    try:
-        mode = os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISDIR(mode):
-        raise _odd(shown, mode, "a folder")
 
 
 # ---- deleting only what trainc made ----------------------------------------------------------------------

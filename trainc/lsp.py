@@ -309,8 +309,13 @@ def entry_in(frames: list[Frame], name: str, names: Names, depth: int = 0) -> C.
     return next((r.get(name) for r in REGISTRIES if name in r), None)
 
 
+def _registry(entry: C.Entry) -> C.Registry | None:
+    """The catalogue family `entry` belongs to (None: a block of the spec's own)."""
+    return next((r for r in REGISTRIES if r.get(entry.name) is entry), None)
+
+
 def _kind(entry: C.Entry) -> str:
-    reg = next((r for r in REGISTRIES if r.get(entry.name) is entry), None)
+    reg = _registry(entry)
     return reg.kind if reg else "block"
 
 
@@ -395,7 +400,7 @@ class _Words:
 
 
 def _params(entry: C.Entry) -> tuple[C.ParamSpec, ...]:
-    reg = next((r for r in REGISTRIES if r.get(entry.name) is entry), None)
+    reg = _registry(entry)
     shared = reg.shared_for(entry) if reg is not None else {}  # groups, freeze, share: declared in the catalogue
     return entry.params + tuple(C.ParamSpec(n, _Words(doc), default) for n, (doc, default) in shared.items())
 
