@@ -64,6 +64,24 @@ def metric_names(spec: ir.Spec, split: str = "val") -> list[str]:
     return ["loss"] + kinds
 
 
+def width_layer(model: ir.Model, value: str) -> ir.Layer | None:
+    """The layer that sets a value's width: its own, or the one before its activations and dropout."""
+    layers = {la.name: la for la in model.layers}
+    layer = layers.get(dict(model.values).get(value))
+    while layer is not None and C.LAYERS.get(layer.op).extra.get("elementwise") and layer.inputs[0] in layers:
+        layer = layers[layer.inputs[0]]
+    return layer
+
+
+def at_width(model: ir.Model, term: ir.LossTerm, reads: str) -> dict:
+    """Where a width mismatch between a layer and its loss is reported: at the layer that sets the width (what
+    to change), the loss as a related place; at the loss alone when the layer has no place of its own."""
+    layer = width_layer(model, term.pred)
+    if layer is None or layer.span == ir.NOWHERE:
+        return {"span": term.span}
+    return {"span": layer.span, "related": ((f"{term.kind} reads '{term.pred}' as {reads}", term.span),)}
+
+
 def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
     """Shapes, then the rules that tie sections together. Returns the annotated spec and problems."""
     model, diags = infer_shapes(spec.model)
@@ -90,14 +108,16 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
                                     f"'{term.pred}' is {t}", span=term.span, help="flatten it first"))
         elif loss.extra.get("binary") and t.shape[0] != 1:
             diags.append(Diagnostic(code="E402", message=f"bce expects one logit per example, '{term.pred}' is {t}",
-                                    span=term.span, help="end the model with dense(1), or use cross_entropy"))
+                                    help="end the model with dense(1), or use cross_entropy",
+                                    **at_width(model, term, "one logit")))
         if loss.extra.get("distribution") and spec.data.target_normalize != "none":
             diags.append(Diagnostic(code="E307", message=f"{term.kind} compares probability distributions, but "
                                     "data.target_normalize would standardise them", span=term.span,
                                     help="set `target_normalize = none` in data"))
         if term.kind in ("cross_entropy", "kl_div") and len(t.shape) == 1 and t.shape[0] < 2:
             diags.append(Diagnostic(code="E402", message=f"{term.kind} needs one logit per class, '{term.pred}' "
-                                    f"is {t}", span=term.span, help="end the model with dense(<classes>), or use bce"))
+                                    f"is {t}", help="end the model with dense(<classes>), or use bce",
+                                    **at_width(model, term, "one logit per class")))
         weights = dict(term.args).get("weights")
         if isinstance(weights, tuple) and len(t.shape) == 1 and len(weights) != t.shape[0]:
             diags.append(Diagnostic(code="E402", message=f"weights has {len(weights)} entries but '{term.pred}' has "

@@ -30,6 +30,11 @@ class Diagnostic:
     help: str | None = None
     severity: str = "error"  # error | warning
     notes: tuple[str, ...] = field(default=())
+    related: tuple[tuple[str, Span], ...] = field(default=())  # (what, where): another place the problem involves
+
+    def with_related(self) -> tuple[str, ...]:
+        """The notes, then each related place as `file:line:col: what` (how the text formats show it)."""
+        return self.notes + tuple(f"{span}: {what}" for what, span in self.related)
 
     @property
     def is_error(self) -> bool:
@@ -153,7 +158,7 @@ def render(d: Diagnostic, source: str | Lines | None, color: bool = False) -> st
     lines = Lines(source) if isinstance(source, str) else source
     if lines is not None and 1 <= d.span.line <= len(lines):
         out += _source_lines(d, lines, color)
-    for note in d.notes:
+    for note in d.with_related():
         out.append(f"  = note: {visible(clip(note), newlines=True)}")
     if d.help:
         out.append(f"  = help: {visible(clip(d.help), newlines=True)}")

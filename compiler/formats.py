@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 from urllib.parse import quote
 
 from .diagnostics import Diagnostic, clip, render_all, sort_key, visible
+from .ir import Span
 
 FORMAT_VERSION = 1  # of the json format; raised when a field changes meaning or goes away
 
@@ -83,6 +84,7 @@ CODES = {
     "E509": "the weights to start from are missing, unreadable or do not fit the model",
     "E510": "token ids in the data beyond an embedding's vocabulary",
     "W501": "a class in val or test that train never shows",
+    "W502": "a data path that does not exist, beside one of nearly that name (a typo)",
     "E601": "the requested device cannot be opened",
     "E602": "the device cannot compile the requested precision",
     "E603": "the model needs more memory to train than this machine has",
@@ -128,8 +130,13 @@ def concise(diags: list[Diagnostic], sources: dict[str, str]) -> str:
     return "".join(out)
 
 
-def _range(d: Diagnostic) -> dict:
-    return {"start": {"line": d.span.line, "col": d.span.col}, "end": {"line": d.span.end_line, "col": d.span.end_col}}
+def _range(d: Diagnostic | Span) -> dict:
+    s = d.span if isinstance(d, Diagnostic) else d
+    return {"start": {"line": s.line, "col": s.col}, "end": {"line": s.end_line, "col": s.end_col}}
+
+
+def _region(s: Span) -> dict:
+    return {"startLine": s.line, "startColumn": s.col, "endLine": s.end_line, "endColumn": s.end_col}
 
 
 def json_(diags: list[Diagnostic], sources: dict[str, str]) -> str:
@@ -138,17 +145,21 @@ def json_(diags: list[Diagnostic], sources: dict[str, str]) -> str:
         {"format_version": 1, "files": 2,
          "diagnostics": [{"path": "a.train", "code": "E201", "severity": "error",
                           "message": "unknown optimizer 'adamm'", "help": "did you mean 'adam'?", "notes": [],
-                          "range": {"start": {"line": 10, "col": 13}, "end": {"line": 10, "col": 18}}}],
+                          "range": {"start": {"line": 10, "col": 13}, "end": {"line": 10, "col": 18}},
+                          "related": []}],
          "summary": {"errors": 1, "warnings": 0, "files_with_problems": 1}}
 
-    `help` is null when there is none; `files` counts the files checked."""
+    `help` is null when there is none; `files` counts the files checked; `related` lists other places the
+    problem involves, each `{"message", "path", "range"}` (E508: the loss that reads a layer's width)."""
     diags = _sorted(diags)
     errors, warnings = _counts(diags)
     doc = {
         "format_version": FORMAT_VERSION,
         "files": len(sources),
         "diagnostics": [{"path": d.span.file, "code": d.code, "severity": d.severity, "message": clip(d.message),
-                         "help": d.help and clip(d.help), "notes": [clip(n) for n in d.notes], "range": _range(d)}
+                         "help": d.help and clip(d.help), "notes": [clip(n) for n in d.notes], "range": _range(d),
+                         "related": [{"message": clip(what), "path": span.file, "range": _range(span)}
+                                     for what, span in d.related]}
                         for d in diags],
         "summary": {"errors": errors, "warnings": warnings, "files_with_problems": len({d.span.file for d in diags})},
     }
@@ -203,13 +214,14 @@ def sarif(diags: list[Diagnostic], sources: dict[str, str], version: str = "0.0.
     for d in diags:
         s = d.span
         text = clip(d.message) + (f"\nhelp: {clip(d.help)}" if d.help else "")
+        related = [{"id": i, "message": {"text": clip(what)},
+                    "physicalLocation": {"artifactLocation": _uri(span.file), "region": _region(span)}}
+                   for i, (what, span) in enumerate(d.related)]
         results.append({
             "ruleId": d.code, "ruleIndex": index[d.code], "level": "error" if d.is_error else "warning",
             "message": {"text": text},
-            "locations": [{"physicalLocation": {
-                "artifactLocation": _uri(s.file),
-                "region": {"startLine": s.line, "startColumn": s.col, "endLine": s.end_line, "endColumn": s.end_col},
-            }}],
+            "locations": [{"physicalLocation": {"artifactLocation": _uri(s.file), "region": _region(s)}}],
+            **({"relatedLocations": related} if related else {}),
         })
     doc = {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",

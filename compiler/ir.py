@@ -403,12 +403,14 @@ class Schedule:
 
 @node
 class Regularization:
-    l1: float  # penalty l1 * sum|w| over weight matrices
-    l2: float  # penalty l2/2 * sum(w^2) over weight matrices (elastic_net adds to both)
+    l1: float  # penalty l1 * sum|w| over weight tensors of 2+ dimensions
+    l2: float  # penalty l2/2 * sum(w^2) over the same (elastic_net adds to both)
     weight_decay: float  # decoupled: p -= lr * weight_decay * p, every parameter, any optimizer
     clip_grad_norm: float | None
     clip_grad_value: float | None
     accumulate: int  # micro-batches per optimizer step
+    l1_on: tuple[str, ...] = ()  # the model values or blocks l1 applies to; () = every one
+    l2_on: tuple[str, ...] = ()
     span: Span = _span()
     where: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)  # key -> value span
 

@@ -71,7 +71,10 @@ def operative(spec: ir.Spec, file: ir.File) -> dict:
             name = f"{section}.{key}"
             if name not in stmts and not hasattr(node, key):
                 continue  # a key folded into others (elastic_net -> l1, l2): shown where it landed
-            settings[name] = _setting(getattr(node, key, None), stmts.get(name))
+            value = getattr(node, key, None)
+            if getattr(node, f"{key}_on", None):  # l2 = { value = 1e-4, on = [head] }
+                value = (("value", value), ("on", getattr(node, f"{key}_on")))
+            settings[name] = _setting(value, stmts.get(name))
     return {"spec": spec.path, "sha256": spec_hash(spec), "settings": settings}
 
 

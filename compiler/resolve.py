@@ -467,6 +467,7 @@ class _Resolver:
             return ir.Model(inputs=(), layers=(), values=(), span=span)
         m = _ModelBuilder(self)
         body = list(sec.body)
+        m.below = {s.key: s.key_span for s in body if isinstance(s, ir.Entry) and s.key != "init"}
         pretrained = None
         for stmt in body:  # `init = xavier`: the model's default initialiser, wherever it is written
             if isinstance(stmt, ir.Entry) and stmt.key == "init":
@@ -496,7 +497,7 @@ class _Resolver:
         if len(call.args) != 1 or not isinstance(call.args[0], ir.Str):
             raise _err("E303", "from(...) takes the path of a run directory or a .safetensors file, as a string",
                        call.span, 'write `init = from("runs/pretrain", only = [encoder])`')
-        only = self.freeze(kw["only"].value) if "only" in kw else ()
+        only = self.freeze(kw["only"].value, what="only") if "only" in kw else ()
         weights = "final"
         if "weights" in kw:
             w = kw["weights"].value
@@ -514,6 +515,19 @@ class _Resolver:
             return None
         terms = self.guard(self.loss_terms, item.value, 1.0, values, default=())
         return ir.Loss(terms=tuple(terms), span=item.span) if terms else None
+
+    def loss_task(self, loss: ir.Loss | None) -> ir.Task | None:
+        """The task the loss implies: from its first term, or, where the loss did not resolve (a value of a
+        broken model), from the name of its first call, so the data checks do not guess (stratify on a
+        regression target)."""
+        if loss is not None and loss.terms:
+            return C.LOSSES.get(loss.terms[0].kind).extra["task"]
+        expr = self.items["loss"].value if "loss" in self.items else None
+        while isinstance(expr, ir.BinOp) and expr.op in ("+", "*"):
+            expr = expr.right if isinstance(expr.left, ir.Number) else expr.left
+        name = expr.name.dotted if isinstance(expr, ir.Call) else expr.dotted if isinstance(expr, ir.Ref) else None
+        entry = C.LOSSES.get(name) if name else None
+        return entry.extra["task"] if entry else None
 
     def loss_terms(self, expr: ir.Expr, weight: float, values: set[str]) -> list[ir.LossTerm]:
         if isinstance(expr, ir.BinOp) and expr.op == "+":
@@ -578,27 +592,32 @@ class _Resolver:
         if not isinstance(expr, ir.Record):
             raise _err("E303", f"groups must be a record like {{ encoder = {{ lr = 1e-4 }} }}, found {_describe(expr)}",
                        expr.span)
-        out = []
-        for e in expr.entries:
-            sel = self.selector(e.key, e.key_span)
-            if not isinstance(e.value, ir.Record):
-                raise _err("E303", f"the settings of group '{sel}' must be a record like {{ lr = 1e-4 }}",
-                           e.value.span)
-            call = ir.Call(name=ir.Ref(parts=(entry.name,), span=e.span), args=(),
-                           kwargs=tuple(ir.KwArg(name=s.key, value=s.value, span=s.span) for s in e.value.entries),
-                           span=e.span)
-            given = {s.key for s in e.value.entries}
-            bound = bind(entry, C.OPTIMIZERS, call)
-            out.append(ir.Group(selector=sel, args=tuple((k, v) for k, v in bound.items() if k in given),
-                                span=e.span))
-        return tuple(out)
+        found = [self.guard(self.group, entry, e) for e in expr.entries]  # every group's problems are reported
+        return tuple(g for g in found if g is not None)
 
-    def freeze(self, expr: ir.Expr) -> tuple[str, ...]:
+    def group(self, entry: C.Entry, e: ir.Entry) -> ir.Group:
+        """One `name = { lr = 1e-4, ... }` of an optimizer's groups: a known value or block, its settings bound
+        as the optimizer's own arguments."""
+        sel = self.guard(self.selector, e.key, e.key_span)
+        if not isinstance(e.value, ir.Record):
+            raise _err("E303", f"the settings of group '{e.key}' must be a record like {{ lr = 1e-4 }}",
+                       e.value.span)
+        call = ir.Call(name=ir.Ref(parts=(entry.name,), span=e.span), args=(),
+                       kwargs=tuple(ir.KwArg(name=s.key, value=s.value, span=s.span) for s in e.value.entries),
+                       span=e.span)
+        given = {s.key for s in e.value.entries}
+        bound = bind(entry, C.OPTIMIZERS, call)
+        if sel is None:
+            raise SpecError([])  # the unknown name is already reported
+        return ir.Group(selector=sel, args=tuple((k, v) for k, v in bound.items() if k in given), span=e.span)
+
+    def freeze(self, expr: ir.Expr, what: str = "freeze") -> tuple[str, ...]:
+        """A list of model values or blocks (`freeze`, a penalty's `on`); every unknown name is reported."""
         items = expr.items if isinstance(expr, ir.ListExpr) else (expr,)
         out, bad = [], []
         for i in items:
             if not (isinstance(i, ir.Ref) and len(i.parts) == 1):
-                bad.append(Diagnostic(code="E303", message=f"freeze lists model values or blocks, like [encoder], "
+                bad.append(Diagnostic(code="E303", message=f"{what} lists model values or blocks, like [encoder], "
                                       f"found {_describe(i)}", span=i.span))
             elif (sel := self.guard(self.selector, i.dotted, i.span)) is not None:
                 out.append(sel)
@@ -650,18 +669,42 @@ class _Resolver:
         keys = self.keys("regularization")
         sec = self.items.get("regularization")
         get = self.getter("regularization", keys)
-        l1, l2 = get("l1", C.NonNegative, 0.0), get("l2", C.NonNegative, 0.0)
+        (l1, l1_on), (l2, l2_on) = (self.guard(self.penalty, keys[k].value, k, default=(0.0, ())) if k in keys
+                                    else (0.0, ()) for k in ("l1", "l2"))
         if "elastic_net" in keys:
             # scikit-learn's form: alpha * (l1_ratio * |w|_1 + (1 - l1_ratio) / 2 * |w|^2)
             en = self.guard(self.elastic_net, keys["elastic_net"].value)
-            if en:
+            if en and (l1_on or l2_on):
+                self.error("E303", "elastic_net penalises every weight, and l1 or l2 here only some "
+                           f"([{', '.join(l1_on or l2_on)}])", keys["elastic_net"].value.span,
+                           "write the two penalties as l1 and l2, each with its own `on`")
+            elif en:
                 l1, l2 = l1 + en["alpha"] * en["l1_ratio"], l2 + en["alpha"] * (1 - en["l1_ratio"])
-        return ir.Regularization(l1=l1, l2=l2, weight_decay=get("weight_decay", C.NonNegative, 0.0),
+        return ir.Regularization(l1=l1, l2=l2, l1_on=l1_on, l2_on=l2_on,
+                                 weight_decay=get("weight_decay", C.NonNegative, 0.0),
                                  clip_grad_norm=get("clip_grad_norm", C.Positive, None),
                                  clip_grad_value=get("clip_grad_value", C.Positive, None),
                                  accumulate=get("accumulate", C.Int(min=1), 1),
                                  span=sec.span if sec else ir.NOWHERE,
                                  where=tuple((k, e.value.span) for k, e in keys.items()))
+
+    def penalty(self, expr: ir.Expr, key: str) -> tuple[float, tuple[str, ...]]:
+        """`l2 = 1e-4` (every weight tensor of 2+ dimensions) or `l2 = { value = 1e-4, on = [encoder, head] }`
+        (only those of the named model values or blocks)."""
+        if not isinstance(expr, ir.Record):
+            return convert(expr, C.NonNegative, f"regularization.{key}"), ()
+        fields = {"value": "the penalty's strength", "on": "the model values or blocks it applies to"}
+        given = {}
+        for e in expr.entries:
+            if e.key not in fields:
+                raise _err("E204", f"unknown key '{e.key}' in {key}", e.key_span,
+                           did_you_mean(e.key, fields) or one_of(fields))
+            given[e.key] = e
+        if "value" not in given:
+            raise _err("E205", f"{key} needs a value", expr.span, f"write {{ value = 1e-4, on = [...] }}")
+        value = convert(given["value"].value, C.NonNegative, f"regularization.{key}.value")
+        on = self.freeze(given["on"].value, what=f"{key}.on") if "on" in given else ()
+        return value, on
 
     def elastic_net(self, expr: ir.Expr) -> dict:
         entry = lookup(C.REGULARIZERS, expr, "elastic_net(alpha, l1_ratio)")
@@ -748,6 +791,7 @@ class _ModelBuilder:
         self.counts: dict[str, int] = {}
         self.broken: set[str] = set()  # values whose definition failed
         self.default_init: tuple | None = None  # `init = ...` in the model section
+        self.below: dict[str, ir.Span] = {}  # every value the section names -> where (a use before it is made)
 
     def statement(self, stmt):
         if isinstance(stmt, ir.InputDecl):
@@ -837,11 +881,20 @@ class _ModelBuilder:
         if isinstance(stage, ir.Call) and (stage.name.dotted in C.LAYERS or stage.name.dotted in self.blocks):
             raise _err("E206", f"a pipeline starts from a value, found a call to '{stage.name.dotted}'", stage.span,
                        f"start from an input or named value: `x -> {stage.name.dotted}(...)`")
+        if isinstance(stage, ir.Ref) and stage.dotted in self.below:
+            raise self.used_before(stage)
         if isinstance(stage, ir.Ref):
             raise _err("E206", f"unknown value '{stage.dotted}'", stage.span,
                        did_you_mean(stage.dotted, self.values) or (one_of(self.values) if self.values else
                                                                    "declare an input first: `input x: f32[64]`"))
         raise _err("E303", f"a pipeline starts from a value, found {_describe(stage)}", stage.span)
+
+    def used_before(self, ref: ir.Ref) -> _Bad:
+        """A value used above the line that makes it: the graph is read top to bottom."""
+        at = self.below[ref.dotted]
+        return _Bad(Diagnostic(code="E206", message=f"'{ref.dotted}' is used before it is made (at line {at.line})",
+                               span=ref.span, help=f"move `{ref.dotted} = ...` above this line: a model is read "
+                               "top to bottom", related=((f"'{ref.dotted}' is made here", at),)))
 
     def apply(self, stage: ir.Expr, cur: str, prefix: str, env: dict[str, ir.Expr], depth: int) -> str:
         if isinstance(stage, ir.BinOp) and stage.op == "*":  # `mlp(64) * 3`: the same stage three times in a row
@@ -910,6 +963,8 @@ class _ModelBuilder:
 
     def shared(self, entry: C.Entry, kw: ir.KwArg) -> str:
         """The layer whose weights `share = value` reuses: the one that produced that value."""
+        if isinstance(kw.value, ir.Ref) and kw.value.dotted in self.below and kw.value.dotted not in self.values:
+            raise self.used_before(kw.value)
         if not (isinstance(kw.value, ir.Ref) and len(kw.value.parts) == 1 and kw.value.dotted in self.values):
             raise _err("E206", "share names a model value made by a layer of the same kind", kw.value.span,
                        did_you_mean(getattr(kw.value, "dotted", ""), self.values) or "e.g. `dense(64, share = h)`")
@@ -1059,9 +1114,7 @@ def resolve_partial(file: ir.File, path: str, broken: frozenset[str] = frozenset
     model = r.model()
     values = {name for name in dict(model.values)}
     loss = r.loss(values)
-    task = None
-    if loss is not None and loss.terms:
-        task = C.LOSSES.get(loss.terms[0].kind).extra["task"]
+    task = r.loss_task(loss)
     spec = ir.Spec(
         path=path,
         data=r.data(task),

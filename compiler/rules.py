@@ -7,6 +7,8 @@ the runtime's `check_against_data`. `silence` drops the warnings a user allowed.
 
 from __future__ import annotations
 
+import dataclasses
+
 import re
 
 from . import catalog as C
@@ -16,7 +18,7 @@ from .diagnostics import Diagnostic
 # A metric's possible values: a threshold outside them is never met. Losses and errors are >= 0.
 BOUNDS = {"accuracy": (0.0, 1.0), "top_k": (0.0, 1.0), "precision": (0.0, 1.0), "recall": (0.0, 1.0),
           "f1": (0.0, 1.0), "auc": (0.0, 1.0), "map_at_k": (0.0, 1.0), "r2": (None, 1.0), "rmse": (0.0, None),
-          "mae": (0.0, None), "loss": (None, None)}  # a loss may be negative (a weighted sum, a kl term)
+          "mae": (0.0, None)}  # the loss: from its terms (below)
 LOGITS_LOSSES = ("cross_entropy", "bce", "hinge", "kl_div")
 
 
@@ -80,10 +82,19 @@ def run_length(spec: ir.Spec, per_epoch: int | None = None) -> list[Diagnostic]:
         if ph.kind == "step" and (why := _past(args.get("every"), offset[args["every"].unit], mx, per_epoch)):
             out.append(_warn("W302", f"step lowers the lr first at {why}: the lr never changes", args["every"].span,
                              "step every fewer epochs, or lengthen stop.max"))
+        period = args.get("period") if ph.kind in ("cosine_restarts", "cyclic") else None
+        if ph.kind == "cyclic" and period is not None:  # the peak, half a period in: past the end, the lr only rises
+            period = ir.Duration(value=period.value / 2, unit=period.unit, span=period.span)
+        if period is not None and (why := _past(period, offset[period.unit], mx, per_epoch)):
+            what, so = ("the first restart would be", "it is one plain cosine") if ph.kind == "cosine_restarts" \
+                else ("the lr would peak", "it only rises")
+            out.append(_warn("W302", f"{what} at {why}: {so}", args["period"].span,
+                             "a period of a fraction of the run, e.g. period = 25%"))
         for m in args.get("milestones") or () if ph.kind == "multistep" else ():
             if why := _past(m, offset[m.unit], mx, per_epoch):
                 out.append(_warn("W302", f"milestone at {why}: it is never reached", m.span,
                                  "use milestones within the run"))
+    out += _phases_in_steps(spec, per_epoch)
     patience = [(spec.stop.early.patience, spec.stop.early.span, "early stopping")] if spec.stop.early else []
     patience += [(dict(ph.args).get("patience", 10), ph.span, "plateau") for ph in phases[-1:] if ph.kind == "plateau"]
     for n, span, what in patience:
@@ -97,12 +108,34 @@ def run_length(spec: ir.Spec, per_epoch: int | None = None) -> list[Diagnostic]:
     return out
 
 
+def _phases_in_steps(spec: ir.Spec, per_epoch: int | None) -> list[Diagnostic]:
+    """W302 with the data: phases in steps before a run in epochs (or the reverse) that fill the whole run, so
+    the phases after them never start (in one unit, check.py's E308 finds it without the data). A warning, not
+    E308: a run shortened for a smoke test (`--set stop.max=1 epochs`) still starts."""
+    mx, used, out = spec.stop.max, 0.0, []
+    end = _steps(mx, per_epoch) if per_epoch and mx.span != ir.NOWHERE else None
+    for ph in spec.schedule.phases[:-1] if end else ():
+        n = ph.length
+        if n is None or n.unit == ir.Unit.fraction:
+            continue
+        used += _steps(n, per_epoch)
+        if n.unit != mx.unit and used >= end:
+            out.append(_warn("W302", f"the phases up to {ph.kind} last {used:g} steps, and the run lasts {end:g} "
+                              f"({per_epoch} per epoch), so the phases after it never start", n.span,
+                              "shorten it, or lengthen stop.max"))
+            break
+    return out
+
+
 def thresholds(spec: ir.Spec) -> list[Diagnostic]:
     """E311: `when` asks for a value the metric never takes; W304: it or a mode runs against the metric."""
     out = []
     when = spec.stop.when
     if when is not None and _known(when.monitor):
         low, high = BOUNDS.get(when.monitor.name, (None, None))
+        if when.monitor.name == "loss" and spec.loss.terms and all(
+                C.LOSSES.get(t.kind).extra.get("low", 0.0) >= 0 for t in spec.loss.terms):
+            low = 0.0  # every loss term (and penalty) is at least 0 unless its entry registers a lower `low`
         v, op = when.value, when.op
         never = (op in (">=", ">") and high is not None and (v > high or (op == ">" and v == high))) or \
                 (op in ("<=", "<") and low is not None and (v < low or (op == "<" and v == low)))
@@ -140,8 +173,11 @@ def logits_tail(spec: ir.Spec) -> list[Diagnostic]:
         why = "the loss applies it itself, stably" if layer.op in ("softmax", "sigmoid") else \
             "dropout after the last layer drops logits, not features" if layer.op == "dropout" else \
             f"logits take any sign, and {layer.op} bends or clips them"
-        out.append(_warn("W401", f"{term.kind} takes logits, but '{term.pred}' ends in {layer.op}", term.span,
-                         f"remove the final {layer.op}: {why}"))
+        at = layer.span if layer.span != ir.NOWHERE else term.span  # the layer to remove, the loss beside it
+        out.append(dataclasses.replace(
+            _warn("W401", f"{term.kind} takes logits, but '{term.pred}' ends in {layer.op}", at,
+                  f"remove the final {layer.op}: {why}"),
+            related=((f"{term.kind} reads '{term.pred}' as logits", term.span),) if at != term.span else ()))
     return out
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..compiler import catalog as C
 from ..compiler import ir
-from ..compiler.check import mode_of, value_type
+from ..compiler.check import at_width, mode_of, value_type
 from ..compiler.diagnostics import Diagnostic, SpecError
 from ..compiler.rules import run_length
 from . import checkpoint as ck
@@ -51,12 +51,9 @@ def check_against_data(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
         if t is None or len(t.shape) != 1 or term.target != "target":  # an autoencoder's target is its input
             continue
         if term.kind == "cross_entropy" and t.shape[0] != ds.n_classes:  # at the layer that sets the width
-            width = _width_layer(spec.model, term.pred)
             diags.append(Diagnostic(code="E508", message=f"'{term.pred}' has {t.shape[0]} logits but the data has "
-                                    f"{ds.n_classes} classes", span=width.span if width else term.span,
-                                    help=f"end the model with dense({ds.n_classes})",
-                                    notes=(f"{term.span}: {term.kind} reads '{term.pred}' as one logit per class",)
-                                    if width else ()))
+                                    f"{ds.n_classes} classes", help=f"end the model with dense({ds.n_classes})",
+                                    **at_width(spec.model, term, "one logit per class")))
         weights = dict(term.args).get("weights")
         if isinstance(weights, tuple) and ds.n_classes is not None and len(weights) != ds.n_classes:
             diags.append(Diagnostic(code="E508", message=f"weights has {len(weights)} entries but the data has "
@@ -65,8 +62,9 @@ def check_against_data(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
                                     "`weights = balanced`"))
         if term.kind == "hinge" and t.shape[0] > 1 and t.shape[0] != ds.n_classes:
             diags.append(Diagnostic(code="E508", message=f"'{term.pred}' has {t.shape[0]} outputs but the data has "
-                                    f"{ds.n_classes} classes", span=term.span,
-                                    help=f"end the model with dense({ds.n_classes}), or dense(1) for two classes"))
+                                    f"{ds.n_classes} classes",
+                                    help=f"end the model with dense({ds.n_classes}), or dense(1) for two classes",
+                                    **at_width(spec.model, term, "one score per class")))
         if term.kind == "hinge" and t.shape[0] == 1 and ds.n_classes != 2:
             diags.append(Diagnostic(code="E508", message=f"hinge on one output needs 2 classes, the data has "
                                     f"{ds.n_classes}", span=term.span,
@@ -83,8 +81,9 @@ def check_against_data(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
                                     span=term.span, help="use cross_entropy"))
         if spec.data.task == ir.Task.regression and t.shape[0] != ds.y_train.shape[1]:
             diags.append(Diagnostic(code="E508", message=f"'{term.pred}' has {t.shape[0]} outputs but the data has "
-                                    f"{ds.y_train.shape[1]} target column(s)", span=term.span,
-                                    help=f"end the model with dense({ds.y_train.shape[1]})"))
+                                    f"{ds.y_train.shape[1]} target column(s)",
+                                    help=f"end the model with dense({ds.y_train.shape[1]})",
+                                    **at_width(spec.model, term, "one output per target column")))
     if spec.data.batch > len(ds.x_train):
         diags.append(Diagnostic(code="E505", message=f"batch {spec.data.batch} is larger than the training split "
                                 f"({len(ds.x_train)} examples)", span=spec.data.span_of("batch"),
@@ -97,15 +96,6 @@ def check_against_data(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
                                 f"({len(ds.x_train)} examples)", span=spec.regularization.span_of("accumulate"),
                                 help="lower `accumulate` or `data.batch`"))
     return diags + [d for check in DATA_RULES for d in check(spec, ds)]
-
-
-def _width_layer(model: ir.Model, value: str) -> ir.Layer | None:
-    """The layer that sets a value's width: its own, or the one before its activations and dropout."""
-    layers = {la.name: la for la in model.layers}
-    layer = layers.get(dict(model.values).get(value))
-    while layer is not None and C.LAYERS.get(layer.op).extra.get("elementwise") and layer.inputs[0] in layers:
-        layer = layers[layer.inputs[0]]
-    return layer
 
 
 def _vocabulary(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
@@ -138,22 +128,41 @@ def _classes_seen(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
     return out
 
 
+def _trivial_scores(spec: ir.Spec, ds: Dataset) -> dict[str, tuple[float, str]]:
+    """What a model that learned nothing scores on val, by metric: (score, the predictor that scores it)."""
+    if spec.data.task == ir.Task.regression:
+        tn = ds.target_normalizer
+        y = np.asarray(ds.y_val * tn.scale + tn.shift if tn else ds.y_val, dtype=np.float64)
+        return {"rmse": (float(np.sqrt(np.mean((y - y.mean(axis=0)) ** 2))), "predicting the mean"),
+                "mae": (float(np.mean(np.abs(y - np.median(y, axis=0)))), "predicting the median"),
+                "r2": (0.0, "predicting the mean")}
+    if ds.y_train.ndim != 1 or ds.n_classes is None:
+        return {}
+    top = int(np.bincount(ds.y_train.astype(np.int64), minlength=ds.n_classes).argmax())
+    name = ds.classes[top] if ds.classes is not None and top < len(ds.classes) else top
+    out = {"accuracy": (float(np.mean(ds.y_val == top)), f"always predicting class {name}, the most frequent")}
+    if ds.n_classes == 2:
+        out["auc"] = (0.5, "a constant score")
+    return out
+
+
 def _met_before_training(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
-    """W303: `when = val.rmse <= X` with X above what predicting the mean already scores."""
+    """W303: `when = val.rmse <= X` (or `val.accuracy >= X`) that a model which learned nothing already meets:
+    the mean's rmse, the majority class's accuracy, a constant's auc."""
     when = spec.stop.when
-    if when is None or when.monitor.name not in ("rmse", "mae") or when.op not in ("<=", "<") or \
-            spec.data.task != ir.Task.regression or not len(ds.y_val):
+    if when is None or when.monitor.split != "val" or not len(ds.y_val):
         return []
-    tn = ds.target_normalizer
-    y = ds.y_val * tn.scale + tn.shift if tn else ds.y_val
-    y = np.asarray(y, dtype=np.float64)
-    base = float(np.sqrt(np.mean((y - y.mean(axis=0)) ** 2))) if when.monitor.name == "rmse" else \
-        float(np.mean(np.abs(y - np.median(y, axis=0))))
-    if when.value <= base:
+    base, how = _trivial_scores(spec, ds).get(when.monitor.name, (None, ""))
+    lower = when.op in ("<=", "<")  # the rule stops once the metric is low enough
+    if base is None or lower != (C.METRICS.get(when.monitor.name).extra.get("mode") == "min"):
+        return []  # against the metric's direction: W304's business
+    met = {"<=": base <= when.value, "<": base < when.value, ">=": base >= when.value, ">": base > when.value}
+    if not met[when.op]:
         return []
-    return [Diagnostic(code="W303", severity="warning", message=f"{when.monitor} of predicting the mean is already "
-                       f"{base:.4g}: `{when.monitor} {when.op} {when.value:g}` is met before the model learns anything",
-                       span=when.span, help=f"a threshold well below {base:.4g}")]
+    better = "below" if lower else "above"
+    return [Diagnostic(code="W303", severity="warning", message=f"{when.monitor} of {how} is already {base:.4g}: "
+                       f"`{when.monitor} {when.op} {when.value:g}` is met before the model learns anything",
+                       span=when.span, help=f"a threshold well {better} {base:.4g}")]
 
 
 def _run_length(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:

@@ -180,7 +180,8 @@ def test_named_values_form_a_dag():
 def test_bce_on_a_wide_output_is_a_shape_error():
     src = make_spec(loss="loss = bce(logits, target)")
     d = only(src, "E402")
-    assert text_at(src, d.span) == "bce(logits, target)"
+    assert text_at(src, d.span) == "dense(3)"  # the layer that sets the width; the loss beside it
+    assert [text_at(src, span) for _, span in d.related] == ["bce(logits, target)"]
     assert "f32[3]" in d.message
 
 

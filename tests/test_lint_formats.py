@@ -24,7 +24,7 @@ from helpers import DIGITS, REPO, make_spec, where  # noqa: E402
 runner = CliRunner()
 
 TYPO = make_spec(optimizer="optimizer = adamm(lr = 1e-3)")  # E201 at 10:13, with a did-you-mean
-SOFTMAX = make_spec(model="model {\n  input x: f32[8]\n  logits = x -> dense(3) -> softmax\n}")  # W401 at 9:1
+SOFTMAX = make_spec(model="model {\n  input x: f32[8]\n  logits = x -> dense(3) -> softmax\n}")  # W401 at 7:29
 
 
 def trainc(*args: str, stdin: str | None = None, cwd=REPO) -> subprocess.CompletedProcess:
@@ -56,7 +56,7 @@ def test_full_is_the_default_on_stderr(two):
     r = trainc("lint", str(a), str(b))
     assert (r.returncode, r.stdout) == (1, "")
     assert r.stderr.startswith(f"{a}:10:13: error[E201]: unknown optimizer 'adamm'\n")
-    assert f"\n\n{b}:9:8: warning[W401]: cross_entropy takes logits, but 'logits' ends in softmax\n" in r.stderr
+    assert f"\n\n{b}:7:29: warning[W401]: cross_entropy takes logits, but 'logits' ends in softmax\n" in r.stderr
     assert r.stderr.endswith("\n\n1 error, 1 warning\n")
     assert trainc("lint", "--format", "full", str(a), str(b)).stderr == r.stderr
 
@@ -67,7 +67,7 @@ def test_concise_is_one_line_each_on_stdout(two):
     assert (r.returncode, r.stderr) == (1, "")
     assert r.stdout == (
         f"{a}:10:13: error: unknown optimizer 'adamm' [E201] (help: did you mean 'adam'?)\n"
-        f"{b}:9:8: warning: cross_entropy takes logits, but 'logits' ends in softmax [W401] "
+        f"{b}:7:29: warning: cross_entropy takes logits, but 'logits' ends in softmax [W401] "
         "(help: remove the final softmax: the loss applies it itself, stably)\n")
 
 
@@ -82,9 +82,9 @@ def test_concise_is_read_by_editor_problem_matchers(two):
     a, b = two
     lines = trainc("lint", "--format", "concise", str(a), str(b)).stdout.splitlines()
     assert [GCC.match(line).group(1, 2, 3, 4) for line in lines] == [(str(a), "10", "13", "error"),
-                                                                   (str(b), "9", "8", "warning")]
+                                                                   (str(b), "7", "29", "warning")]
     assert GCC.match(lines[0])[5] == "unknown optimizer 'adamm' [E201] (help: did you mean 'adam'?)"
-    assert [VIM.match(line).group(1, 2, 3) for line in lines] == [(str(a), "10", "13"), (str(b), "9", "8")]
+    assert [VIM.match(line).group(1, 2, 3) for line in lines] == [(str(a), "10", "13"), (str(b), "7", "29")]
     assert [EMACS.match(line).group(4, 5) for line in lines] == [("error", None), (None, "warning")]
 
 
@@ -98,15 +98,18 @@ def test_json_document(two):
         "diagnostics": [
             {"path": str(a), "code": "E201", "severity": "error", "message": "unknown optimizer 'adamm'",
              "help": "did you mean 'adam'?", "notes": [],
-             "range": {"start": {"line": 10, "col": 13}, "end": {"line": 10, "col": 18}}},
+             "range": {"start": {"line": 10, "col": 13}, "end": {"line": 10, "col": 18}}, "related": []},
             {"path": str(b), "code": "W401", "severity": "warning",
              "message": "cross_entropy takes logits, but 'logits' ends in softmax",
              "help": "remove the final softmax: the loss applies it itself, stably", "notes": [],
-             "range": {"start": {"line": 9, "col": 8}, "end": {"line": 9, "col": 37}}},
+             "range": {"start": {"line": 7, "col": 29}, "end": {"line": 7, "col": 36}},
+             "related": [{"message": "cross_entropy reads 'logits' as logits", "path": str(b),
+                          "range": {"start": {"line": 9, "col": 8}, "end": {"line": 9, "col": 37}}}]},
         ],
         "summary": {"errors": 1, "warnings": 1, "files_with_problems": 2},
     }
-    assert SOFTMAX.splitlines()[8][7:36] == "cross_entropy(logits, target)"  # the W401 span, end exclusive
+    assert SOFTMAX.splitlines()[6][28:35] == "softmax"  # the W401 span, end exclusive
+    assert SOFTMAX.splitlines()[8][7:36] == "cross_entropy(logits, target)"  # the loss that reads it
 
 
 def test_json_of_a_clean_file_is_still_a_document():
@@ -123,7 +126,7 @@ def test_github_annotations(two):
     assert r.stdout == (
         f"::error file={a},line=10,col=13,endLine=10,endColumn=18,title=E201::unknown optimizer 'adamm'%0A"
         "help: did you mean 'adam'?\n"
-        f"::warning file={b},line=9,col=8,endLine=9,endColumn=37,title=W401::cross_entropy takes logits, but "
+        f"::warning file={b},line=7,col=29,endLine=7,endColumn=36,title=W401::cross_entropy takes logits, but "
         "'logits' ends in softmax%0Ahelp: remove the final softmax: the loss applies it itself, stably\n")
 
 

@@ -85,7 +85,8 @@ CONV = """data {{
 }}
 model {{
   input x: f32[1, 8]
-  pred = x -> conv1d(2, 3) -> flatten -> dense(1)
+  h    = x -> conv1d(2, 3) -> flatten
+  pred = h -> dense(1)
 }}
 loss      = mse(pred, target)
 optimizer = sgd(lr = 0.1)
@@ -95,17 +96,20 @@ stop {{ max = 1 epochs }}
 """
 
 
-def test_l2_decays_every_weight_tensor_of_two_or_more_dimensions_and_no_bias():
+@pytest.mark.parametrize("reg, on", [("l2 = 0.5", ("h.", "pred.")), ("l2 = { value = 0.5, on = [h] }", ("h.",)),
+                                     ("l2 = { value = 0.5, on = [pred] }", ("pred.",))])
+def test_l2_decays_every_weight_tensor_of_two_or_more_dimensions_and_no_bias(reg, on):
     """As documented: conv kernels (3-D) and dense matrices decay by lr * l2 * W beyond the data's gradient;
-    biases do not. Two programs from the same seed, with and without l2, one sgd step each."""
+    biases do not; `on` keeps the decay to the values named. Two programs from the same seed, with and without
+    l2, one sgd step each."""
     from trainc.compiler.lower import lower
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(16, 1, 8)).astype(np.float32), rng.normal(size=(16, 1)).astype(np.float32)
     idx = np.arange(8, dtype=np.int32)
     weights = []
-    for reg in ("", "l2 = 0.5"):
-        spec, problems = check_file(parse(CONV.format(reg=reg), "f.train"), "f.train")
+    for r in ("", reg):
+        spec, problems = check_file(parse(CONV.format(reg=r), "f.train"), "f.train")
         assert not [d for d in problems if d.is_error], problems
         program = lower(spec, x, y, x[:8], y[:8])
         before = {k: t.numpy().copy() for k, t in program.state().items()}
@@ -113,8 +117,9 @@ def test_l2_decays_every_weight_tensor_of_two_or_more_dimensions_and_no_bias():
         weights.append((before, {k: t.numpy() for k, t in program.state().items()}))
     (b0, a0), (b1, a1) = weights
     assert b0.keys() == b1.keys() and all(np.array_equal(b0[k], b1[k]) for k in b0)  # the same start
-    decayed = {k for k in b0 if b0[k].ndim >= 2}
-    assert any(b0[k].ndim == 3 for k in decayed) and any(b0[k].ndim == 1 for k in b0)  # a kernel and biases
+    decayed = {k for k in b0 if b0[k].ndim >= 2 and k.startswith(on)}
+    assert any(b0[k].ndim == 3 for k in b0) and any(b0[k].ndim == 1 for k in b0)  # a kernel and biases
+    assert decayed and {k.split(".")[0] + "." for k in decayed} == set(on)
     for k in b0:
         want = -0.1 * 0.5 * b0[k] if k in decayed else np.zeros_like(b0[k])
         np.testing.assert_allclose(a1[k] - a0[k], want, atol=1e-6, err_msg=k)

@@ -26,8 +26,14 @@ def run(name: str, tmp_path: Path):
     return spec, ds, result, w
 
 
-def test_linear_regression_reaches_least_squares(tmp_path):
-    spec, ds, result, w = run("linear_regression.train", tmp_path)
+@pytest.fixture(scope="module")
+def linear(tmp_path_factory):
+    """The linear-regression spec, trained once for the tests below (400 full-batch epochs)."""
+    return run("linear_regression.train", tmp_path_factory.mktemp("linear"))
+
+
+def test_linear_regression_reaches_least_squares(linear):
+    spec, ds, result, w = linear
     x, y = ds.x_train.astype(np.float64), ds.y_train.astype(np.float64)  # standardised target
     a = np.hstack([x, np.ones((len(x), 1))])
     coef, *_ = np.linalg.lstsq(a, y, rcond=None)  # the closed-form optimum
@@ -43,10 +49,10 @@ def test_linear_regression_reaches_least_squares(tmp_path):
     assert result.final["val.rmse"] < result.baseline["val.rmse"]
 
 
-def test_batch_all_is_the_whole_training_split(tmp_path):
+def test_batch_all_is_the_whole_training_split(linear):
     """`batch = all`: one step an epoch over every training example. From zero weights the first step's loss
     is mean(y^2) over its batch, exactly 1 over the whole standardised split (353 of 354 examples is not)."""
-    spec, ds, result, _ = run("linear_regression.train", tmp_path)
+    spec, ds, result, _ = linear
     assert spec.data.batch is None  # `all`: known only with the data
     assert result.steps == result.epochs
     y = ds.y_train.astype(np.float64)

@@ -25,6 +25,13 @@ STATIC = {
                                                 [("E308", "5 epochs")]),
     "step every past the end": (dict(schedule="schedule = step(every = 6 epochs)"), [("W302", "6 epochs")]),
     "step within the run": (dict(schedule="schedule = step(every = 2 epochs)"), []),
+    "restart period past the end": (dict(schedule="schedule = cosine_restarts(period = 5 epochs)"),
+                                    [("W302", "5 epochs")]),
+    "restart period within the run": (dict(schedule="schedule = cosine_restarts(period = 2 epochs)"), []),
+    "cyclic peak past the end": (dict(schedule="schedule = cyclic(low = 1e-4, high = 1e-2, period = 12 epochs)"),
+                                 [("W302", "12 epochs")]),
+    "cyclic peak within the run": (dict(schedule="schedule = cyclic(low = 1e-4, high = 1e-2, period = 8 epochs)"),
+                                   []),
     "milestone past the end": (dict(schedule="schedule = multistep([2 epochs, 7 epochs])"), [("W302", "7 epochs")]),
     "milestones in steps, run in epochs (needs the data)": (dict(schedule="schedule = multistep([9000 steps])"), []),
     "early patience past the end": (dict(stop="stop { max = 5 epochs, early = plateau(val.loss, patience = 6) }"),
@@ -36,6 +43,8 @@ STATIC = {
                                 ">= 1.5 }"), [("E311", "val.accuracy >= 1.5")]),
     "accuracy at one": (dict(metrics="metrics = [accuracy]", stop="stop { max = 5 epochs, when = val.accuracy "
                              ">= 1 }"), []),
+    "loss below zero": (dict(stop="stop { max = 5 epochs, when = val.loss < 0 }"), [("E311", "val.loss < 0")]),
+    "loss at zero or below": (dict(stop="stop { max = 5 epochs, when = val.loss <= 0 }"), []),
     "loss above a value": (dict(stop="stop { max = 5 epochs, when = val.loss >= 0.1 }"),
                            [("W304", "val.loss >= 0.1")]),
     "mode against the loss": (dict(stop="stop { max = 5 epochs, early = plateau(val.loss, patience = 2, "
@@ -43,9 +52,9 @@ STATIC = {
     "mode with the loss": (dict(stop="stop { max = 5 epochs, early = plateau(val.loss, patience = 2, "
                                 "mode = min) }"), []),
     "relu before cross_entropy": (dict(model="model {\n  input x: f32[8]\n  logits = x -> dense(3) -> relu\n}"),
-                                  [("W401", "cross_entropy(logits, target)")]),
+                                  [("W401", "relu")]),
     "dropout before cross_entropy": (dict(model="model {\n  input x: f32[8]\n  logits = x -> dense(3) -> "
-                                          "dropout(0.1)\n}"), [("W401", "cross_entropy(logits, target)")]),
+                                          "dropout(0.1)\n}"), [("W401", "dropout(0.1)")]),
     "relu before mse": (dict(model="model {\n  input x: f32[8]\n  logits = x -> dense(1) -> relu\n}",
                              loss="loss = mse(logits, target)"), []),
     "batchnorm at batch 1": (dict(data='data {\n  source = csv("d.csv", target = "y")\n  split = { train = 0.8, '
@@ -71,7 +80,7 @@ STATIC = {
                                         "freeze = [logit])"), [("E206", "hh"), ("E206", "logit")]),
     "a misspelt argument hides nothing": (dict(model="model {\n  input x: f32[8]\n  logits = x -> dense(3, int = "
                                                "he) -> softmax\n}"),
-                                          [("E202", "int = he"), ("W401", "cross_entropy(logits, target)")]),
+                                          [("E202", "int = he"), ("W401", "softmax")]),
 }
 
 
@@ -134,6 +143,20 @@ def test_skipped_data_checks_are_said(tmp_path):
     assert "data checks skipped" in r.stderr and "'d.csv' not found" in r.stderr
 
 
+@pytest.mark.parametrize("sibling, path, hint", [("data.csv", "d.csv", "did you mean 'data.csv'?"),
+                                                 ("digits.csv", "sub/digit.csv", "did you mean 'sub/digits.csv'?")])
+def test_a_data_path_beside_a_close_name_is_a_typo(tmp_path, sibling, path, hint):
+    """A missing file with a sibling of nearly its name is a warning at the path (W502), with the sibling; a
+    missing file with none stays a note (the data may come later)."""
+    (tmp_path / path).parent.mkdir(exist_ok=True)
+    (tmp_path / path).parent.joinpath(sibling).write_text("a,y\n1,0\n")
+    (tmp_path / "a.train").write_text(make_spec().replace('"d.csv"', f'"{path}"'))
+    r = trainc("lint", "--format", "json", str(tmp_path / "a.train"))
+    (d,) = json.loads(r.stdout)["diagnostics"]
+    assert (d["code"], d["severity"], d["help"]) == ("W502", "warning", hint), d
+    assert d["range"]["start"]["line"] == 2 and r.returncode == 1
+
+
 def _csv(tmp_path, rows: list[str]) -> None:
     (tmp_path / "d.csv").write_text("\n".join(["a,b,y", *rows]) + "\n")
 
@@ -159,28 +182,52 @@ def test_class_count_points_at_the_layer(tmp_path):
     r = trainc("lint", "--format", "json", str(tmp_path / "a.train"))
     found = {d["code"]: d for d in json.loads(r.stdout)["diagnostics"]}
     assert found["E508"]["range"]["start"] == {"line": 9, "col": 17}  # dense(3), not the loss
-    assert "cross_entropy reads 'logits'" in found["E508"]["notes"][0]
+    (related,) = found["E508"]["related"]  # the loss that reads the width, as a second location
+    assert "cross_entropy reads 'logits'" in related["message"]
+    loss_line = spec.splitlines().index(next(l for l in spec.splitlines() if l.startswith("loss"))) + 1
+    assert related["range"]["start"]["line"] == loss_line
+    sarif = json.loads(trainc("lint", "--format", "sarif", str(tmp_path / "a.train")).stdout)
+    (result,) = [r for r in sarif["runs"][0]["results"] if r["ruleId"] == "E508"]
+    assert result["relatedLocations"][0]["physicalLocation"]["region"]["startLine"] == loss_line
+    text = trainc("lint", str(tmp_path / "a.train")).stderr + trainc("lint", str(tmp_path / "a.train")).stdout
+    assert f"a.train:{loss_line}:" in text and "= note:" in text  # the text formats show it as a note
 
 
-def test_threshold_met_before_training(tmp_path):
-    _csv(tmp_path, [f"{i},{i % 3},{50 + 10 * (i % 7)}" for i in range(40)])
-    spec = make_spec(data=TWO.replace("stratify = false", "stratify = false").replace("batch = 2", "batch = 4"),
-                     model="model {\n  input x: f32[2]\n  logits = x -> dense(1)\n}", loss="loss = mse(logits, "
-                     "target)", metrics="metrics = [rmse]", stop="stop { max = 5 epochs, when = val.rmse <= 5000 }")
+# (the val targets' labels, the loss, the metric, a threshold met by a model that learned nothing, one not met)
+MET = {  # val rows i = 20..39 (a 0.5 split, unshuffled); targets as below; hand-computed trivial scores in comments
+    "rmse of the mean": (lambda i: 50 + 10 * (i % 7), "mse(logits, target)", 1, "rmse", "<= 5000", "<= 5"),
+    "mae of the median": (lambda i: 50 + 10 * (i % 7), "mse(logits, target)", 1, "mae", "< 25", "< 10"),
+    "r2 of the mean is 0": (lambda i: 50 + 10 * (i % 7), "mse(logits, target)", 1, "r2", ">= -0.5", ">= 0.5"),
+    # classes 0 (3 of 4 rows in train: the majority) and 1: val accuracy of always 0 is 15/20 = 0.75
+    "accuracy of the majority": (lambda i: int(i % 4 == 3), "cross_entropy(logits, target)", 2, "accuracy",
+                                 ">= 0.7", ">= 0.8"),
+    "auc of a constant is 0.5": (lambda i: int(i % 4 == 3), "cross_entropy(logits, target)", 2, "auc", "> 0.4",
+                                 ">= 0.9"),
+}
+
+
+@pytest.mark.parametrize("label, loss, width, metric, met, unmet", MET.values(), ids=list(MET))
+def test_threshold_met_before_training(tmp_path, label, loss, width, metric, met, unmet):
+    _csv(tmp_path, [f"{i},{i % 3},{label(i)}" for i in range(40)])
+    spec = make_spec(data=TWO.replace("batch = 2", "batch = 4"),
+                     model=f"model {{\n  input x: f32[2]\n  logits = x -> dense({width})\n}}", loss=f"loss = {loss}",
+                     metrics=f"metrics = [{metric}]", stop=f"stop {{ max = 5 epochs, when = val.{metric} {met} }}")
     (tmp_path / "a.train").write_text(spec)
     r = trainc("lint", "--format", "concise", str(tmp_path / "a.train"))
     assert "[W303]" in r.stdout and "is met before the model learns anything" in r.stdout, r.stdout + r.stderr
-    (tmp_path / "a.train").write_text(spec.replace("<= 5000", "<= 5"))
-    assert trainc("lint", str(tmp_path / "a.train")).returncode == 0
+    (tmp_path / "a.train").write_text(spec.replace(met, unmet))
+    r = trainc("lint", str(tmp_path / "a.train"))
+    assert r.returncode == 0 and "W303" not in r.stdout + r.stderr, r.stdout + r.stderr
 
 
-def test_steps_compared_with_the_data(tmp_path):
+@pytest.mark.parametrize("schedule, code", [("warmup(60 steps)", "W302"), ("warmup(60 steps) then cosine()", "W302")])
+def test_steps_compared_with_the_data(tmp_path, schedule, code):
     _csv(tmp_path, ["1,2,0", "3,4,1"] * 20)  # 20 train examples, batch 2: 10 steps an epoch, 50 in the run
     spec = make_spec(data=TWO, model="model {\n  input x: f32[2]\n  logits = x -> dense(2)\n}",
-                     schedule="schedule = warmup(60 steps)")
+                     schedule=f"schedule = {schedule}")
     (tmp_path / "a.train").write_text(spec)
     r = trainc("lint", "--format", "concise", str(tmp_path / "a.train"))
-    assert "[W302]" in r.stdout and "run lasts 50 steps (10 per epoch)" in r.stdout, r.stdout + r.stderr
+    assert f"[{code}]" in r.stdout and "run lasts 50" in r.stdout and "(10 per epoch)" in r.stdout, r.stdout
     (tmp_path / "a.train").write_text(spec.replace("60 steps", "40 steps"))
     assert trainc("lint", str(tmp_path / "a.train")).returncode == 0
 
@@ -243,3 +290,34 @@ def test_run_allows_a_warning_too(tmp_path):
     quiet = trainc("run", str(tmp_path / "a.train"), "--out", str(tmp_path / "r"), "--allow", "W302")
     assert "warning[W302]" in shown.stderr and "error[E501]" in shown.stderr, shown.stderr
     assert "W302" not in quiet.stderr and "error[E501]" in quiet.stderr, quiet.stderr
+
+
+def test_the_language_server_sends_related_places():
+    from trainc.compiler.diagnostics import Diagnostic
+    from trainc.compiler.ir import Span
+    from trainc.lsp import Lines, to_lsp
+    d = Diagnostic(code="E508", message="m", span=Span("a.train", 2, 3, 2, 5),
+                   related=(("the loss", Span("a.train", 4, 1, 4, 5)),))
+    out = to_lsp(d, Lines("a\nbcdef\nc\nloss = x\n"), "file:///a.train")
+    (info,) = out.related_information
+    assert info.location.uri == "file:///a.train" and info.location.range.start.line == 3  # 0-based
+    assert info.message == "the loss" and "note: a.train:4:1: the loss" in out.message
+    assert to_lsp(d, Lines("a\nb\nc\nd\n")).related_information is None  # no document uri: text only
+
+
+@pytest.mark.parametrize("model, line", [
+    ("model {\n  input x: f32[2]\n  a = b -> dense(1)\n  b = x -> dense(2)\n  pred = a -> dense(1)\n}", 8),
+    ("model {\n  input x: f32[2]\n  a = x -> dense(2, share = b)\n  b = x -> dense(2)\n  pred = a -> dense(1)\n}", 8),
+])
+def test_a_value_used_before_it_is_made_is_said_so_and_breaks_nothing_else(tmp_path, model, line):
+    """The graph is read top to bottom: a use above the line that makes a value says so (not 'unknown'), points
+    at the line that makes it, and the broken model does not make the data checks guess the task: an mse loss
+    is regression, so the one-example values of y are not 'too few to stratify' (E505)."""
+    _csv(tmp_path, [f"{i},{i % 3},{i}" for i in range(20)])  # 20 distinct targets
+    data = 'data {\n  source = csv("d.csv", target = "y")\n  split  = { train = 0.5, val = 0.5 }\n  batch = 2\n}'
+    spec = make_spec(data=data, model=model, loss="loss = mse(pred, target)", metrics="metrics = [rmse]")
+    (tmp_path / "a.train").write_text(spec)
+    r = trainc("lint", "--format", "json", str(tmp_path / "a.train"))
+    (d,) = json.loads(r.stdout)["diagnostics"]
+    assert d["code"] == "E206" and "'b' is used before it is made" in d["message"], d
+    assert d["range"]["start"]["line"] == line and d["related"][0]["range"]["start"]["line"] == line + 1

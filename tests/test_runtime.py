@@ -613,8 +613,10 @@ def test_bce_on_ten_logits_is_a_lint_error():
     diags = lint(text, "bce10.train")
     assert [d.code for d in diags] == ["E402"]
     assert "one logit per example" in diags[0].message and "dense(1)" in diags[0].help
-    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.startswith("loss"))
-    assert (diags[0].span.line, diags[0].span.col) == (line, 13)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "dense(10)" in t)  # the layer that sets it
+    assert diags[0].span.line == line and text.splitlines()[line - 1][diags[0].span.col - 1:].startswith("dense(10)")
+    loss = next(i for i, t in enumerate(text.splitlines(), 1) if t.startswith("loss"))
+    assert [(span.line, span.col) for _, span in diags[0].related] == [(loss, 13)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -772,7 +774,7 @@ def test_wrong_class_count(tmp_path):
     assert diags[0].message == "'logits' has 3 logits but the data has 10 classes"
     assert diags[0].help == "end the model with dense(10)"
     line = next(i for i, t in enumerate(text.splitlines(), 1) if "dense(3)" in t)  # the layer that sets the width
-    assert diags[0].span.line == line and diags[0].notes[0].endswith("reads 'logits' as one logit per class")
+    assert diags[0].span.line == line and diags[0].related[0][0].endswith("reads 'logits' as one logit per class")
     # train() refuses before compiling or writing anything
     with pytest.raises(SpecError) as e:
         train(spec, ds, tmp_path / "run", Progress(quiet=True))

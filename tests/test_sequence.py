@@ -360,7 +360,10 @@ def test_sunspot_specs_beat_the_naive_forecast(tmp_path, name):
     from trainc.runtime.progress import Progress
 
     path = ROOT / "specs" / f"{name}.train"
-    spec = analyze(path.read_text(), str(path))
+    text = path.read_text()
+    assert "max   = 60 epochs" in text  # the shipped length; the suite runs the first 12 epochs (both beat 0.65x
+    # the naive forecast by epoch 3 and end near 0.5x; `--set stop.max` shortens the cosine schedule the same way)
+    spec = analyze(text.replace("max   = 60 epochs", "max   = 12 epochs"), str(path))
     ds = load_data(spec.data, path.parent, spec.run.seed)
     window = spec.model.inputs[0].type.shape[0]
     naive = naive_val_rmse(window, spec.data.split.train)
@@ -371,5 +374,5 @@ def test_sunspot_specs_beat_the_naive_forecast(tmp_path, name):
     assert naive == pytest.approx(float(np.sqrt(((y_val - last) ** 2).mean())), rel=1e-4)
     result = train(spec, ds, tmp_path / name, Progress(quiet=True))
     rmse = result.final["val.rmse"]
-    assert rmse < 0.8 * naive, f"{name}: val.rmse {rmse:.2f}, naive forecast {naive:.2f}"
+    assert rmse < 0.7 * naive, f"{name}: val.rmse {rmse:.2f}, naive forecast {naive:.2f}"
     assert result.seconds < 120

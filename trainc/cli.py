@@ -8,6 +8,7 @@ Exit codes: 0 success (lint: clean), 1 problems in a spec or its data (lint: fin
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -379,6 +380,25 @@ def _write_run_record(out_dir: Path, spec_path: str, text: str, base: Path, sets
     write_file_atomic(out_dir / "operative.yaml", render(doc).encode(), out_dir)
 
 
+def _near_miss(base: Path, path: str) -> str | None:
+    """'did you mean ...' for a data path that does not exist while a file or folder of a close name does, in
+    the folder it names (at most 1,000 entries are read: a huge folder is not listed for a hint)."""
+    from itertools import islice
+
+    from .compiler.diagnostics import did_you_mean
+
+    target = Path(os.path.expanduser(path))
+    folder = (base / target).parent
+    try:
+        with os.scandir(folder) as it:
+            names = [e.name for e in islice(it, 1000)]
+    except (OSError, ValueError):
+        return None
+    hint = did_you_mean(target.name, names)
+    close = re.fullmatch(r"did you mean '(.+)'\?", hint or "")
+    return f"did you mean '{target.parent / close[1]}'?" if close and str(target.parent) != "." else hint
+
+
 def _data_checks(spec: ir.Spec, path: str, skipped: list[str] | None = None) -> list[Diagnostic]:
     """What the data can tell without training: feature shape, classes, class weights, batch size, folds.
 
@@ -394,6 +414,9 @@ def _data_checks(spec: ir.Spec, path: str, skipped: list[str] | None = None) -> 
         try:
             os.stat(os.path.join(base, os.path.expanduser(s.path)))
         except (FileNotFoundError, NotADirectoryError):
+            if (typo := _near_miss(base, s.path)) is not None:  # a sibling of nearly that name: surely a typo
+                return [Diagnostic(code="W502", severity="warning", message=f"'{s.path}' not found; the data checks "
+                                   "were skipped", span=spec.data.span_of(f"{key}.path"), help=typo)]
             if skipped is not None:  # said, not silent: lint's "no problems" covers less than usual
                 skipped.append(f"data checks skipped (input shape, classes, vocabulary, batch, steps per epoch): "
                                f"'{s.path}' not found")

@@ -696,17 +696,20 @@ def _child(stmt: ir.Stmt, section: str, spec: ir.Spec | None, lines: Lines, path
 # ---------------------------------------------------------------------------------------------
 
 
-def to_lsp(d: Diagnostic, lines: Lines) -> types.Diagnostic:
+def to_lsp(d: Diagnostic, lines: Lines, uri: str | None = None) -> types.Diagnostic:
     """A trainc diagnostic for the client. The help (and any notes) follow the message on their own lines,
     as `help: ...`, so every client shows them."""
-    message = "\n".join([clip(d.message)] + [f"note: {clip(n)}" for n in d.notes] +
+    message = "\n".join([clip(d.message)] + [f"note: {clip(n)}" for n in d.with_related()] +
                         ([f"help: {clip(d.help)}"] if d.help else []))
     severity = types.DiagnosticSeverity.Error if d.is_error else types.DiagnosticSeverity.Warning
+    related = [types.DiagnosticRelatedInformation(location=types.Location(uri=uri, range=lines.range(span)),
+                                                  message=clip(what))
+               for what, span in d.related if uri and span.file == d.span.file]  # another place in this document
     return types.Diagnostic(range=lines.range(d.span), message=message, severity=severity, code=d.code,
-                            source="trainc")
+                            source="trainc", related_information=related or None)
 
 
-def diagnostics(text: str, path: str, encoding: str = "utf-16") -> list[types.Diagnostic]:
+def diagnostics(text: str, path: str, encoding: str = "utf-16", uri: str | None = None) -> list[types.Diagnostic]:
     lines = Lines(text, encoding)
     try:
         found = lint(text, path)
@@ -715,7 +718,7 @@ def diagnostics(text: str, path: str, encoding: str = "utf-16") -> list[types.Di
         return [types.Diagnostic(range=lines.range(ir.NOWHERE), source="trainc", code="E000",
                                  message=f"internal error: {type(e).__name__}: {e}\nthis is a bug in trainc; "
                                          "please report it", severity=types.DiagnosticSeverity.Error)]
-    shown = [to_lsp(d, lines) for d in found[:MAX_DIAGNOSTICS]]
+    shown = [to_lsp(d, lines, uri) for d in found[:MAX_DIAGNOSTICS]]
     if len(found) > MAX_DIAGNOSTICS:
         shown.append(types.Diagnostic(range=lines.range(found[MAX_DIAGNOSTICS].span), source="trainc",
                                       severity=types.DiagnosticSeverity.Information,
@@ -819,7 +822,7 @@ def server():
             return
         doc, text, path = document(uri)
         ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
-            uri=uri, version=doc.version, diagnostics=diagnostics(text, path, encoding())))
+            uri=uri, version=doc.version, diagnostics=diagnostics(text, path, encoding(), uri)))
 
     def now(uri: str) -> None:
         if (h := pending.pop(uri, None)) is not None:

@@ -41,8 +41,10 @@ SECTIONS = {  # section -> {key: description}
     "optimizer": {},
     "schedule": {},
     "regularization": {
-        "l1": "penalty l1 * sum|w| over weight matrices (not biases)",
-        "l2": "penalty l2/2 * sum(w^2) over every weight tensor of 2+ dimensions (not biases or norm scales)",
+        "l1": "penalty l1 * sum|w| over every weight tensor of 2+ dimensions (not biases or norm scales); "
+              "{ value = 1e-4, on = [head] } for some model values or blocks only",
+        "l2": "penalty l2/2 * sum(w^2) over every weight tensor of 2+ dimensions (not biases or norm scales); "
+              "{ value = 1e-4, on = [head] } for some model values or blocks only",
         "elastic_net": "elastic_net(alpha, l1_ratio = 0.5): both penalties, scikit-learn's form",
         "weight_decay": "decoupled decay p -= lr * weight_decay * p on every parameter, any optimizer",
         "clip_grad_norm": "rescale gradients whose global L2 norm exceeds this",

@@ -189,6 +189,15 @@ def _to_tensor(a: np.ndarray, dtype=dtypes.float32) -> Tensor:
     return Tensor(host).realize()  # the dtype from host's; naming it again costs a second copy (+180 MB for MNIST)
 
 
+def penalties(reg: ir.Regularization, layer_name: str, t: Tensor) -> tuple[float, float]:
+    """The l1 and l2 strengths on one parameter: weight tensors of two or more dimensions (not biases or norm
+    scales), within the penalty's `on` values or blocks when it names any."""
+    if len(t.shape) < 2:
+        return 0.0, 0.0
+    on = lambda sels: not sels or any(selects(s, layer_name) for s in sels)  # noqa: E731
+    return (reg.l1 if on(reg.l1_on) else 0.0), (reg.l2 if on(reg.l2_on) else 0.0)
+
+
 def selects(selector: str, layer_name: str) -> bool:
     """Whether `groups`/`freeze` selector names this layer: its value (`h`) or a block it is in (`mlp`)."""
     parts = layer_name.split(".")
@@ -256,7 +265,7 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
                 if selects(g.selector, ln):
                     a.update(dict(g.args))
             t.requires_grad = True
-            trained.append((name, t, len(t.shape) >= 2))  # penalties: weight matrices, not biases or norm scales
+            trained.append((name, t, penalties(spec.regularization, ln, t)))
             pargs[name] = a
     params = [t for _, t, _ in trained]
 
@@ -347,21 +356,21 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
     def penalty() -> Tensor | float:
         """The value of the L1/L2 penalties (their gradients are added to the step directly)."""
         total = 0.0
-        for _, w, is_w in trained:
-            if is_w and reg.l2:
-                total = total + (reg.l2 / 2) * (w * w).sum()
-            if is_w and reg.l1:
-                total = total + reg.l1 * w.abs().sum()
+        for _, w, (l1, l2) in trained:
+            if l2:
+                total = total + (l2 / 2) * (w * w).sum()
+            if l1:
+                total = total + l1 * w.abs().sum()
         return total
 
     def apply(grads: list[Tensor], lr: Tensor) -> list[Tensor]:
         """Penalties, clipping, decoupled decay and the optimizer update; returns what to realize."""
         grads = list(grads)
-        for i, (_, w, is_w) in enumerate(trained):
-            if is_w and reg.l2:
-                grads[i] = grads[i] + reg.l2 * w.detach()
-            if is_w and reg.l1:
-                grads[i] = grads[i] + reg.l1 * w.detach().sign()
+        for i, (_, w, (l1, l2)) in enumerate(trained):
+            if l2:
+                grads[i] = grads[i] + l2 * w.detach()
+            if l1:
+                grads[i] = grads[i] + l1 * w.detach().sign()
         # the global gradient norm before clipping, recorded per epoch (mean and max) to show exploding or
         # vanishing gradients; clip_grad_norm reuses it
         gate = dict(pargs)  # optimizer args, with the overflow gate under loss scaling
