@@ -29,7 +29,10 @@ def infer_shapes(model: ir.Model) -> tuple[ir.Model, list[Diagnostic]]:
                 x = xs if entry.extra.get("multi") else xs[0]
                 out = entry.extra["shape"](x, ir.argdict(layer.args))
             except C.ShapeError as e:
-                diags.append(Diagnostic(code="E401", message=str(e), span=layer.span, help=e.help))
+                d = Diagnostic(code="E401", message=str(e), help=e.help, **_in_block(layer))
+                declared = [(f"'{i.name}' is declared {i.type} here", i.span) for i in model.inputs
+                            if i.name in layer.inputs]  # the input's declaration may be what to change
+                diags.append(replace(d, related=d.related + tuple(declared)))
         owner = ir.argdict(layer.args).get("share")
         if owner is not None and out is not None:
             first = next(la for la in layers if la.name == owner)
@@ -62,6 +65,14 @@ def metric_names(spec: ir.Spec, split: str = "val") -> list[str]:
     if split == "train":
         kinds = [k for k in kinds if not extra[k].get("host")]
     return ["loss"] + kinds
+
+
+def _in_block(layer: ir.Layer) -> dict:
+    """Where a layer's problem is reported: its own place, or, inside a block, the block's call in the model
+    (which call of several, with which arguments) with the layer in the block's definition beside it."""
+    if layer.called == ir.NOWHERE or layer.called == layer.span:
+        return {"span": layer.span}
+    return {"span": layer.called, "related": ((f"{layer.op} in the block's definition", layer.span),)}
 
 
 def width_layer(model: ir.Model, value: str) -> ir.Layer | None:

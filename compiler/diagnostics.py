@@ -31,6 +31,7 @@ class Diagnostic:
     severity: str = "error"  # error | warning
     notes: tuple[str, ...] = field(default=())
     related: tuple[tuple[str, Span], ...] = field(default=())  # (what, where): another place the problem involves
+    fix: tuple[Span, str] | None = None  # an edit that surely fixes it: replace the span's text (editors offer it)
 
     def with_related(self) -> tuple[str, ...]:
         """The notes, then each related place as `file:line:col: what` (how the text formats show it)."""

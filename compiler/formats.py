@@ -146,11 +146,12 @@ def json_(diags: list[Diagnostic], sources: dict[str, str]) -> str:
          "diagnostics": [{"path": "a.train", "code": "E201", "severity": "error",
                           "message": "unknown optimizer 'adamm'", "help": "did you mean 'adam'?", "notes": [],
                           "range": {"start": {"line": 10, "col": 13}, "end": {"line": 10, "col": 18}},
-                          "related": []}],
+                          "related": [], "fix": null}],
          "summary": {"errors": 1, "warnings": 0, "files_with_problems": 1}}
 
     `help` is null when there is none; `files` counts the files checked; `related` lists other places the
-    problem involves, each `{"message", "path", "range"}` (E508: the loss that reads a layer's width)."""
+    problem involves, each `{"message", "path", "range"}` (E508: the loss that reads a layer's width); `fix` is
+    null, or an edit that surely fixes the problem, `{"range", "replacement"}` (W401: remove ` -> softmax`)."""
     diags = _sorted(diags)
     errors, warnings = _counts(diags)
     doc = {
@@ -159,7 +160,8 @@ def json_(diags: list[Diagnostic], sources: dict[str, str]) -> str:
         "diagnostics": [{"path": d.span.file, "code": d.code, "severity": d.severity, "message": clip(d.message),
                          "help": d.help and clip(d.help), "notes": [clip(n) for n in d.notes], "range": _range(d),
                          "related": [{"message": clip(what), "path": span.file, "range": _range(span)}
-                                     for what, span in d.related]}
+                                     for what, span in d.related],
+                         "fix": d.fix and {"range": _range(d.fix[0]), "replacement": d.fix[1]}}
                         for d in diags],
         "summary": {"errors": errors, "warnings": warnings, "files_with_problems": len({d.span.file for d in diags})},
     }

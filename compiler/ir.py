@@ -332,6 +332,7 @@ class Layer:
     inputs: tuple[str, ...]
     out: TensorType | None = None
     span: Span = _span()
+    called: Span = field(default=NOWHERE, compare=False, repr=False)  # in a block: where the model calls it
 
 
 @node

@@ -792,6 +792,7 @@ class _ModelBuilder:
         self.broken: set[str] = set()  # values whose definition failed
         self.default_init: tuple | None = None  # `init = ...` in the model section
         self.below: dict[str, ir.Span] = {}  # every value the section names -> where (a use before it is made)
+        self.call_site: ir.Span | None = None  # inside a block: the call in the model's own lines that led here
 
     def statement(self, stmt):
         if isinstance(stmt, ir.InputDecl):
@@ -922,10 +923,13 @@ class _ModelBuilder:
             # `in` names the block's own input inside its body: `block res(w) { dense(w) -> add(in) }`
             self.values[f"{inner}.in"] = cur
             bound.setdefault("in", ir.Ref(parts=(f"{inner}.in",), span=stage.span))
+            outer = self.call_site is None
+            self.call_site = stage.span if outer else self.call_site
             try:
                 return self.flow(block.body, inner, bound, depth + 1, start=cur)
             finally:
                 del self.values[f"{inner}.in"]
+                self.call_site = None if outer else self.call_site
         if name in self.values:
             raise _err("E206", f"'{name}' is a value; only the first stage of a pipeline can be a value",
                        ref.span, f"start a new line: `... = {name} -> ...`")
@@ -945,7 +949,7 @@ class _ModelBuilder:
         if share is not None:
             args["share"] = self.shared(entry, share)
         layer = ir.Layer(name=self.fresh(prefix, entry.name), op=entry.name,
-                         args=tuple(args.items()), inputs=(cur,), span=stage.span)
+                         args=tuple(args.items()), inputs=(cur,), span=stage.span, called=self.call_site or ir.NOWHERE)
         self.layers.append(layer)
         return layer.name
 
@@ -990,7 +994,7 @@ class _ModelBuilder:
                        kwargs=stage.kwargs if isinstance(stage, ir.Call) else (), span=stage.span)
         args = bind(entry, C.LAYERS, call)
         layer = ir.Layer(name=self.fresh(prefix, entry.name), op=entry.name, args=tuple(args.items()),
-                         inputs=tuple(inputs), span=stage.span)
+                         inputs=tuple(inputs), span=stage.span, called=self.call_site or ir.NOWHERE)
         self.layers.append(layer)
         return layer.name
 

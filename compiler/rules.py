@@ -177,8 +177,20 @@ def logits_tail(spec: ir.Spec) -> list[Diagnostic]:
         out.append(dataclasses.replace(
             _warn("W401", f"{term.kind} takes logits, but '{term.pred}' ends in {layer.op}", at,
                   f"remove the final {layer.op}: {why}"),
-            related=((f"{term.kind} reads '{term.pred}' as logits", term.span),) if at != term.span else ()))
+            related=((f"{term.kind} reads '{term.pred}' as logits", term.span),) if at != term.span else (),
+            fix=_removal(spec.model, layer)))
     return out
+
+
+def _removal(model: ir.Model, layer: ir.Layer) -> tuple[ir.Span, str] | None:
+    """The edit that removes the last stage of a pipeline (` -> relu`): from the end of the stage before it, on
+    the same line; None where that is not one plain line of the model (a block's layer, a stage of its own)."""
+    before = next((la for la in model.layers if la.name == layer.inputs[0]), None)
+    s = layer.span
+    if before is None or layer.called != ir.NOWHERE or before.span.end_line != s.line or s.line != s.end_line or \
+            before.span.end_col >= s.col or before.span.file != s.file:
+        return None
+    return ir.Span(s.file, s.line, before.span.end_col, s.line, s.end_col), ""
 
 
 def _selects(selector: str, layer_name: str) -> bool:

@@ -98,17 +98,19 @@ def test_json_document(two):
         "diagnostics": [
             {"path": str(a), "code": "E201", "severity": "error", "message": "unknown optimizer 'adamm'",
              "help": "did you mean 'adam'?", "notes": [],
-             "range": {"start": {"line": 10, "col": 13}, "end": {"line": 10, "col": 18}}, "related": []},
+             "range": {"start": {"line": 10, "col": 13}, "end": {"line": 10, "col": 18}}, "related": [], "fix": None},
             {"path": str(b), "code": "W401", "severity": "warning",
              "message": "cross_entropy takes logits, but 'logits' ends in softmax",
              "help": "remove the final softmax: the loss applies it itself, stably", "notes": [],
              "range": {"start": {"line": 7, "col": 29}, "end": {"line": 7, "col": 36}},
              "related": [{"message": "cross_entropy reads 'logits' as logits", "path": str(b),
-                          "range": {"start": {"line": 9, "col": 8}, "end": {"line": 9, "col": 37}}}]},
+                          "range": {"start": {"line": 9, "col": 8}, "end": {"line": 9, "col": 37}}}],
+             "fix": {"range": {"start": {"line": 7, "col": 25}, "end": {"line": 7, "col": 36}}, "replacement": ""}},
         ],
         "summary": {"errors": 1, "warnings": 1, "files_with_problems": 2},
     }
     assert SOFTMAX.splitlines()[6][28:35] == "softmax"  # the W401 span, end exclusive
+    assert SOFTMAX.splitlines()[6][24:35] == " -> softmax"  # its fix: removed
     assert SOFTMAX.splitlines()[8][7:36] == "cross_entropy(logits, target)"  # the loss that reads it
 
 

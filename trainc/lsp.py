@@ -768,13 +768,14 @@ def code_actions(text: str, path: str, uri: str, rng: types.Range,
         if (r.end.line, r.end.character) < (rng.start.line, rng.start.character) or \
                 (r.start.line, r.start.character) > (rng.end.line, rng.end.character):
             continue
-        fix = _fix(d, lines)
-        if fix is None:
+        fix = d.fix or _fix(d, lines)  # the rule's own edit, or the did-you-mean's name
+        if fix is None or not 1 <= fix[0].line == fix[0].end_line <= len(lines.lines):
             continue
         span, new = fix
         old = lines.lines[span.line - 1][span.col - 1:span.end_col - 1]
         edit = types.WorkspaceEdit(changes={uri: [types.TextEdit(range=lines.range(span), new_text=new)]})
-        out.append(types.CodeAction(title=f"Replace '{old}' with '{new}'", kind=types.CodeActionKind.QuickFix,
+        title = f"Replace '{old}' with '{new}'" if new else f"Remove '{old.strip()}'"
+        out.append(types.CodeAction(title=title, kind=types.CodeActionKind.QuickFix,
                                     diagnostics=[diag], edit=edit, is_preferred=True))
     return out
 
