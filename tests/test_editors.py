@@ -518,3 +518,29 @@ def test_the_documented_package_command_works(tmp_path):
     run = subprocess.run([*_vsce(), *command, "--out", str(out)], cwd=VSCODE, capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0 and out.is_file(), run.stdout + run.stderr
+
+
+def _vsce() -> list[str] | None:
+    """The vsce to package with, where it is installed already (no download in a test): npx's cache."""
+    npx = shutil.which("npx")
+    if not (npx and NODE and (VSCODE / "node_modules" / "vscode-languageclient").is_dir()):
+        return None
+    probe = subprocess.run([npx, "--no-install", "@vscode/vsce", "--version"], capture_output=True, text=True,
+                           timeout=60)
+    return [npx, "--no-install", "@vscode/vsce"] if probe.returncode == 0 else None
+
+
+def test_the_documented_packaging_command_writes_a_vsix(tmp_path):
+    """editors/README.md's command (`vsce package --allow-missing-repository --skip-license`) on a copy of the
+    extension: vsce refuses a README link that leaves the extension's folder, which it once held."""
+    vsce = _vsce()
+    if vsce is None:
+        pytest.skip("needs node, `npm install` in editors/vscode and @vscode/vsce in npx's cache")
+    doc = (VSCODE.parent / "README.md").read_text()
+    assert "npx --yes @vscode/vsce package --allow-missing-repository --skip-license" in doc
+    copy = tmp_path / "vscode"
+    shutil.copytree(VSCODE, copy, symlinks=True, ignore=shutil.ignore_patterns("*.vsix"))
+    run = subprocess.run([*vsce, "package", "--allow-missing-repository", "--skip-license"], cwd=copy,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert list(copy.glob("trainc-*.vsix"))
