@@ -94,11 +94,21 @@ def at_width(model: ir.Model, term: ir.LossTerm, reads: str) -> dict:
 
 
 def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
-    """Shapes, then the rules that tie sections together. Returns the annotated spec and problems."""
+    """Shapes, then the rules that tie sections together (CHECKS, in order). Returns the annotated spec and
+    problems."""
     model, diags = infer_shapes(spec.model)
     spec = replace(spec, model=model)
-    task = spec.data.task
+    for rule in CHECKS:
+        diags += rule(spec)
+    if spec.stop.early and spec.stop.early.mode == "auto":  # min or max, as the monitor's metric says
+        spec = replace(spec, stop=replace(spec.stop, early=replace(spec.stop.early, mode=mode_of(
+            spec.stop.early.monitor))))
+    return spec, diags
 
+
+def _loss_terms(spec: ir.Spec) -> list[Diagnostic]:
+    """Each loss term against the task and the width of what it reads (E307, E402)."""
+    model, task, diags = spec.model, spec.data.task, []
     for term in spec.loss.terms:
         loss = C.LOSSES.get(term.kind)
         if loss.extra["task"] != task:
@@ -125,7 +135,7 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
             diags.append(Diagnostic(code="E307", message=f"{term.kind} compares probability distributions, but "
                                     "data.target_normalize would standardise them", span=term.span,
                                     help="set `target_normalize = none` in data"))
-        if term.kind in ("cross_entropy", "kl_div") and len(t.shape) == 1 and t.shape[0] < 2:
+        if loss.extra.get("softmax") and len(t.shape) == 1 and t.shape[0] < 2:  # a softmax over one output
             diags.append(Diagnostic(code="E402", message=f"{term.kind} needs one logit per class, '{term.pred}' "
                                     f"is {t}", help="end the model with dense(<classes>), or use bce",
                                     **at_width(model, term, "one logit per class")))
@@ -134,12 +144,20 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
             diags.append(Diagnostic(code="E402", message=f"weights has {len(weights)} entries but '{term.pred}' has "
                                     f"{t.shape[0]} classes", span=term.span,
                                     help=f"give one weight per class ({t.shape[0]}), or `weights = balanced`"))
+    return diags
 
-    for extra in model.inputs[1:]:
-        diags.append(Diagnostic(code="E309", message=f"a second input '{extra.name}': a model reads one input "
-                                "(the data's feature columns)", span=extra.span,
-                                help="declare one input; several inputs are not supported yet"))
 
+def _one_input(spec: ir.Spec) -> list[Diagnostic]:
+    """A model reads one input (E309)."""
+    return [Diagnostic(code="E309", message=f"a second input '{extra.name}': a model reads one input (the data's "
+                       "feature columns)", span=extra.span, help="declare one input; several inputs are not "
+                       "supported yet") for extra in spec.model.inputs[1:]]
+
+
+def _metrics_fit(spec: ir.Spec) -> list[Diagnostic]:
+    """The metrics read class scores of the loss's first term: not an embedding (E307), of a width they fit
+    (E402, E304)."""
+    model, diags = spec.model, []
     embedding = next((t for t in spec.loss.terms if C.LOSSES.get(t.kind).extra.get("embedding")), None)
     if embedding is not None and spec.loss.terms[0] is embedding:
         for m in spec.metrics:
@@ -156,22 +174,35 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
         if isinstance(k, int) and width is not None and len(width.shape) == 1 and k > width.shape[0]:
             diags.append(Diagnostic(code="E304", message=f"{m.kind}: k = {k} is more than the {width.shape[0]} classes",
                                     span=m.span, help=f"use k <= {width.shape[0]}"))
+    return diags
 
+
+def _token_ids(spec: ir.Spec) -> list[Diagnostic]:
+    """Token ids (an i32 input) are not rescaled (E307)."""
+    model = spec.model
     if model.inputs and model.inputs[0].type.dtype == ir.DType.i32 and spec.data.normalize != "none":
-        diags.append(Diagnostic(code="E307", message=f"input {model.inputs[0].name} holds token ids (i32), but "
-                                f"data.normalize = {spec.data.normalize} would rescale them",
-                                span=spec.data.span_of("normalize") if "normalize" in dict(spec.data.where)
-                                else model.inputs[0].span, help="set `normalize = none` in data"))
+        return [Diagnostic(code="E307", message=f"input {model.inputs[0].name} holds token ids (i32), but "
+                           f"data.normalize = {spec.data.normalize} would rescale them",
+                           span=spec.data.span_of("normalize") if "normalize" in dict(spec.data.where)
+                           else model.inputs[0].span, help="set `normalize = none` in data")]
+    return []
 
-    task_known = bool(spec.loss.terms)  # when the loss failed to resolve, the task is a guess: stay quiet
-    for m in spec.metrics:
+
+def _metric_tasks(spec: ir.Spec) -> list[Diagnostic]:
+    """Each metric is for the task (E307); when the loss failed to resolve, the task is a guess: stay quiet."""
+    task, diags = spec.data.task, []
+    for m in spec.metrics if spec.loss.terms else ():
         want = C.METRICS.get(m.kind).extra["task"]
-        if want != task and task_known:
+        if want != task:
             diags.append(Diagnostic(code="E307", message=f"metric '{m.kind}' is for {want.value}, but the task is "
                                     f"{task.value}", span=m.span,
                                     help=one_of(n for n, e in C.METRICS.entries.items() if e.extra["task"] == task)))
+    return diags
 
-    monitors = []
+
+def _monitors(spec: ir.Spec) -> list[Diagnostic]:
+    """What early stopping, `stop.when`, the checkpoint's `keep` and plateau watch is measured (E207)."""
+    monitors, diags = [], []
     if spec.stop.early:
         monitors.append(spec.stop.early.monitor)
     if spec.stop.when:
@@ -188,15 +219,14 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
             diags.append(Diagnostic(code="E207", message=f"'{ref}' is not measured", span=ref.span,
                                     help=hint or f"measured on {ref.split}: {', '.join(names)}"
                                     + ("; add it to `metrics = [...]`" if ref.split == "val" else "")))
+    return diags
 
-    diags += apply_rules(spec)  # the cross-field rules, a table (rules.py)
-    if spec.stop.early and spec.stop.early.mode == "auto":
-        spec = replace(spec, stop=replace(spec.stop, early=replace(spec.stop.early, mode=mode_of(
-            spec.stop.early.monitor))))
 
-    mx = spec.stop.max
+def _phase_lengths(spec: ir.Spec) -> list[Diagnostic]:
+    """A phase followed by another must leave it some of the run (E308)."""
+    mx, diags = spec.stop.max, []
     used = {ir.Unit.fraction: 0.0, ir.Unit.steps: 0.0, ir.Unit.epochs: 0.0}  # run consumed by earlier phases
-    for phase in spec.schedule.phases[:-1]:  # a phase followed by another must leave it some of the run
+    for phase in spec.schedule.phases[:-1]:
         n = phase.length
         if n is None:
             continue
@@ -211,18 +241,26 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
                                     f"({mx.value:g} {mx.unit.value}), so the phases after it never start",
                                     span=n.span,
                                     help="shorten it, or lengthen stop.max"))
+    return diags
+
+
+def _decay_twice(spec: ir.Spec) -> list[Diagnostic]:
+    """adamw's weight_decay and regularization.weight_decay: the same decoupled decay twice (W211)."""
     decay = dict(spec.optimizer.args).get("weight_decay") if spec.optimizer.kind == "adamw" else None
-    if decay and spec.regularization.weight_decay:  # the same decoupled decay twice: surely meant once
-        diags.append(Diagnostic(code="W211", severity="warning", message=f"weight decay is set twice: adamw's "
-                                f"weight_decay ({decay:g}) and regularization.weight_decay "
-                                f"({spec.regularization.weight_decay:g}) both decay every parameter after each step",
-                                span=spec.regularization.span_of("weight_decay"),
-                                help="keep one: adamw(weight_decay = ...) (0.01 when not given), or adamw(weight_decay "
-                                "= 0) with regularization.weight_decay"))
-    diags += _schedule_checks(spec)
-    diags += _data_checks(spec)
-    too_big = over_memory(spec)  # before `run` creates anything: a model that cannot fit is refused here
-    return spec, diags + ([too_big] if too_big else [])
+    if decay and spec.regularization.weight_decay:  # surely meant once
+        return [Diagnostic(code="W211", severity="warning", message=f"weight decay is set twice: adamw's "
+                           f"weight_decay ({decay:g}) and regularization.weight_decay "
+                           f"({spec.regularization.weight_decay:g}) both decay every parameter after each step",
+                           span=spec.regularization.span_of("weight_decay"),
+                           help="keep one: adamw(weight_decay = ...) (0.01 when not given), or adamw(weight_decay "
+                           "= 0) with regularization.weight_decay")]
+    return []
+
+
+def _memory(spec: ir.Spec) -> list[Diagnostic]:
+    """Before `run` creates anything: a model that cannot fit is refused here."""
+    too_big = over_memory(spec)
+    return [too_big] if too_big else []
 
 
 AUGMENT_INPUTS = {  # an augmentation's `input` kind -> (does it fit the input type, what it needs)
@@ -296,3 +334,10 @@ def mode_of(ref: ir.MetricRef) -> str:
     """min for losses and errors, max for scores."""
     entry = C.METRICS.get(ref.name)
     return entry.extra["mode"] if entry else "min"
+
+
+CHECKS = (  # each: spec (its shapes inferred) -> problems; run in this order, so the problems come in it
+    _loss_terms, _one_input, _metrics_fit, _token_ids, _metric_tasks, _monitors,
+    apply_rules,  # the cross-field rules, a table (rules.py)
+    _phase_lengths, _decay_twice, _schedule_checks, _data_checks, _memory,
+)

@@ -10,11 +10,22 @@ from __future__ import annotations
 from dataclasses import replace
 
 from . import ir
+from .diagnostics import Diagnostic, SpecError
 from .parse import parse_expr
 
 
 class OverrideError(ValueError):
     """A --set that is not KEY=VALUE with KEY a setting name; the message says what was expected."""
+
+
+def override(file: ir.File, sets: list[str], sources: dict[str, str]) -> tuple[ir.File, list[Diagnostic]]:
+    """`apply_overrides` for the pipeline (compiler.compile_spec): a value that does not parse is returned as its
+    diagnostics (at `<--set KEY>`, its text added to `sources`) with the file as it was. A --set that is not
+    KEY=VALUE still raises OverrideError: a usage error, not a problem of the spec."""
+    try:
+        return apply_overrides(file, sets, sources), []
+    except SpecError as e:
+        return file, list(e.diagnostics)
 
 
 def apply_overrides(file: ir.File, sets: list[str], sources: dict[str, str]) -> ir.File:

@@ -77,83 +77,118 @@ def _number(expr: ir.Expr, typ: C.Num, what: str) -> int | float:
     return v
 
 
-def convert(expr: ir.Expr, typ, what: str):
-    """Turn one expression into the Python value `typ` describes, or raise _Bad."""
-    if isinstance(typ, C.Num):
-        return _number(expr, typ, what)
-    if isinstance(typ, C.Bool_):
-        if isinstance(expr, ir.Bool):
-            return expr.value
-        raise _err("E303", f"{what} must be true or false, found {_describe(expr)}", expr.span)
-    if isinstance(typ, C.Text):
-        if isinstance(expr, ir.Str):
-            return expr.value
-        hint = f'write "{expr.dotted}" in quotes' if isinstance(expr, ir.Ref) else None
-        raise _err("E303", f"{what} must be a string, found {_describe(expr)}", expr.span, hint)
-    if isinstance(typ, C.Names):
-        if isinstance(expr, ir.Str):
-            return expr.value
-        if isinstance(expr, ir.ListExpr) and all(isinstance(i, ir.Str) for i in expr.items) and expr.items:
-            return tuple(i.value for i in expr.items)
-        raise _err("E303", f"{what} must be {typ.describe()}, found {_describe(expr)}", expr.span)
-    if isinstance(typ, C.Delta):
-        if isinstance(expr, ir.Quantity) and expr.unit == "%":
-            if expr.value < 0:
-                raise _err("E304", f"{what} must not be negative", expr.span)
-            return (expr.value / 100.0, True)
-        return (convert(expr, C.NonNegative, what), False)
-    if isinstance(typ, C.layers_vision.Padding) and isinstance(expr, ir.Number):
+def _bool(expr: ir.Expr, typ: C.Bool_, what: str) -> bool:
+    if isinstance(expr, ir.Bool):
+        return expr.value
+    raise _err("E303", f"{what} must be true or false, found {_describe(expr)}", expr.span)
+
+
+def _text(expr: ir.Expr, typ: C.Text, what: str) -> str:
+    if isinstance(expr, ir.Str):
+        return expr.value
+    hint = f'write "{expr.dotted}" in quotes' if isinstance(expr, ir.Ref) else None
+    raise _err("E303", f"{what} must be a string, found {_describe(expr)}", expr.span, hint)
+
+
+def _names(expr: ir.Expr, typ: C.Names, what: str) -> str | tuple[str, ...]:
+    if isinstance(expr, ir.Str):
+        return expr.value
+    if isinstance(expr, ir.ListExpr) and all(isinstance(i, ir.Str) for i in expr.items) and expr.items:
+        return tuple(i.value for i in expr.items)
+    raise _err("E303", f"{what} must be {typ.describe()}, found {_describe(expr)}", expr.span)
+
+
+def _delta(expr: ir.Expr, typ: C.Delta, what: str) -> tuple[float, bool]:
+    if isinstance(expr, ir.Quantity) and expr.unit == "%":
+        if expr.value < 0:
+            raise _err("E304", f"{what} must not be negative", expr.span)
+        return (expr.value / 100.0, True)
+    return (convert(expr, C.NonNegative, what), False)
+
+
+def _padding(expr: ir.Expr, typ, what: str):
+    if isinstance(expr, ir.Number):
         return convert(expr, C.Int(min=0), what)
-    if isinstance(typ, C.layers_vision.Dims) and isinstance(expr, ir.ListExpr):
+    return _num_list(expr, typ, what)
+
+
+def _dims(expr: ir.Expr, typ, what: str):
+    if isinstance(expr, ir.ListExpr):
         bad = next((i for i in expr.items if isinstance(i, ir.Number) and not float(i.value).is_integer()), None)
         if bad is not None:
             raise _err("E303", f"{what} must be integers, found {bad.value:g}", bad.span)
-    if isinstance(typ, C.NumList):
-        if isinstance(expr, ir.Ref) and expr.dotted in typ.words:
-            return expr.dotted
-        if isinstance(expr, ir.ListExpr) and expr.items and all(isinstance(i, ir.Number) for i in expr.items):
-            values = tuple(float(i.value) for i in expr.items)
-            bad = next((i for i in expr.items if typ.positive and i.value <= 0), None)
-            if bad is not None:
-                raise _err("E304", f"{what} must be positive, found {bad.value:g}", bad.span)
-            return values
+    return _num_list(expr, typ, what)
+
+
+def _num_list(expr: ir.Expr, typ: C.NumList, what: str):
+    if isinstance(expr, ir.Ref) and expr.dotted in typ.words:
+        return expr.dotted
+    if isinstance(expr, ir.ListExpr) and expr.items and all(isinstance(i, ir.Number) for i in expr.items):
+        values = tuple(float(i.value) for i in expr.items)
+        bad = next((i for i in expr.items if typ.positive and i.value <= 0), None)
+        if bad is not None:
+            raise _err("E304", f"{what} must be positive, found {bad.value:g}", bad.span)
+        return values
+    raise _err("E303", f"{what} must be {typ.describe()}, found {_describe(expr)}", expr.span)
+
+
+def _choice(expr: ir.Expr, typ: C.Choice, what: str) -> str:
+    word = expr.dotted if isinstance(expr, ir.Ref) else expr.value if isinstance(expr, ir.Str) else None
+    if word in typ.options:
+        return word
+    if word is None:
         raise _err("E303", f"{what} must be {typ.describe()}, found {_describe(expr)}", expr.span)
-    if isinstance(typ, C.Choice):
-        word = expr.dotted if isinstance(expr, ir.Ref) else expr.value if isinstance(expr, ir.Str) else None
-        if word in typ.options:
-            return word
-        if word is None:
-            raise _err("E303", f"{what} must be {typ.describe()}, found {_describe(expr)}", expr.span)
-        raise _err("E305", f"unknown value '{word}' for {what}", expr.span,
-                   did_you_mean(word, typ.options) or one_of(typ.options))
-    if isinstance(typ, C.schedules.DurList):  # milestones = [30 epochs, 60 epochs]
-        items = expr.items if isinstance(expr, ir.ListExpr) else (expr,) if isinstance(expr, (ir.Quantity, ir.Number)) \
-            else ()
-        if not items:
-            raise _err("E303", f"{what} must be {typ.describe()}, found {_describe(expr)}", expr.span)
-        return tuple(convert(i, typ.item(), what) for i in items)
-    if isinstance(typ, C.Dur):
-        if isinstance(expr, ir.Quantity):
-            if expr.unit not in C.UNITS:
-                raise _err("E306", f"unknown unit '{expr.unit}'", expr.span,
-                           did_you_mean(expr.unit, C.UNITS) or one_of(C.UNITS))
-            unit, factor = C.UNITS[expr.unit]
-            if unit not in typ.units:
-                raise _err("E306", f"{what} takes {typ.describe()}, found a quantity in {unit}", expr.span)
-            value = expr.value * factor
-            if value <= 0 or (unit in ("steps", "epochs") and not float(value).is_integer()):
-                raise _err("E304", f"{what} must be a positive whole number of {unit}", expr.span)
-            if unit == "fraction" and value > 1:
-                raise _err("E304", f"{what} is more than the whole run ({expr.value:g}%)", expr.span)
-            return ir.Duration(value=float(value), unit=ir.Unit(unit), span=expr.span)
-        if isinstance(expr, ir.Number):
-            raise _err("E306", f"{what} needs a unit", expr.span, f"write it as {typ.describe()}")
+    raise _err("E305", f"unknown value '{word}' for {what}", expr.span,
+               did_you_mean(word, typ.options) or one_of(typ.options))
+
+
+def _dur_list(expr: ir.Expr, typ, what: str) -> tuple:
+    """milestones = [30 epochs, 60 epochs]"""
+    items = expr.items if isinstance(expr, ir.ListExpr) else (expr,) if isinstance(expr, (ir.Quantity, ir.Number)) \
+        else ()
+    if not items:
         raise _err("E303", f"{what} must be {typ.describe()}, found {_describe(expr)}", expr.span)
-    if isinstance(typ, C.MetricName):
-        return metric_ref(expr, what)
-    if isinstance(typ, (C.Value, C.InitRef)):
-        return expr  # resolved by the caller, who knows the names in scope
-    raise AssertionError(f"no converter for {typ!r}")
+    return tuple(convert(i, typ.item(), what) for i in items)
+
+
+def _dur(expr: ir.Expr, typ: C.Dur, what: str) -> ir.Duration:
+    if isinstance(expr, ir.Quantity):
+        if expr.unit not in C.UNITS:
+            raise _err("E306", f"unknown unit '{expr.unit}'", expr.span,
+                       did_you_mean(expr.unit, C.UNITS) or one_of(C.UNITS))
+        unit, factor = C.UNITS[expr.unit]
+        if unit not in typ.units:
+            raise _err("E306", f"{what} takes {typ.describe()}, found a quantity in {unit}", expr.span)
+        value = expr.value * factor
+        if value <= 0 or (unit in ("steps", "epochs") and not float(value).is_integer()):
+            raise _err("E304", f"{what} must be a positive whole number of {unit}", expr.span)
+        if unit == "fraction" and value > 1:
+            raise _err("E304", f"{what} is more than the whole run ({expr.value:g}%)", expr.span)
+        return ir.Duration(value=float(value), unit=ir.Unit(unit), span=expr.span)
+    if isinstance(expr, ir.Number):
+        raise _err("E306", f"{what} needs a unit", expr.span, f"write it as {typ.describe()}")
+    raise _err("E303", f"{what} must be {typ.describe()}, found {_describe(expr)}", expr.span)
+
+
+def _as_is(expr: ir.Expr, typ, what: str) -> ir.Expr:
+    return expr  # resolved by the caller, who knows the names in scope
+
+
+CONVERTERS = {  # schema type class -> its converter(expr, typ, what); a subclass without one uses its base's
+    C.Num: _number, C.Bool_: _bool, C.Text: _text, C.Names: _names, C.Delta: _delta,
+    C.layers_vision.Padding: _padding, C.layers_vision.Dims: _dims, C.NumList: _num_list, C.Choice: _choice,
+    C.schedules.DurList: _dur_list, C.Dur: _dur,
+    C.MetricName: lambda expr, typ, what: metric_ref(expr, what),
+    C.Value: _as_is, C.InitRef: _as_is,
+}
+
+
+def convert(expr: ir.Expr, typ, what: str):
+    """Turn one expression into the Python value `typ` describes, or raise _Bad."""
+    fn = next((CONVERTERS[c] for c in type(typ).__mro__ if c in CONVERTERS), None)
+    if fn is None:
+        raise AssertionError(f"no converter for {typ!r}")
+    return fn(expr, typ, what)
 
 
 SPLITS = ("train", "val")
@@ -351,12 +386,19 @@ class _Resolver:
         return out
 
     def getter(self, section: str, keys: dict[str, ir.Entry]):
-        """get(key, type, default): a converted setting of `section`, or the default when absent or bad."""
+        """get(key, *extra, task=None): the setting `key` of `section`, converted as its declaration in
+        catalog/sections.py says (by `convert` against its type, or by the resolver method it names, given
+        the value and `extra`), or its declared default when absent or bad (`task` picks a ByTask default)."""
 
-        def get(key: str, typ, default):
+        def get(key: str, *extra, task: ir.Task | None = None):
+            decl = C.sections.key(section, key)
+            default = decl.default.for_task(task.value) if isinstance(decl.default, C.ByTask) \
+                else None if decl.default is C.REQUIRED else decl.default
             if key not in keys:
                 return default
-            return self.guard(convert, keys[key].value, typ, f"{section}.{key}", default=default)
+            if decl.via is not None:
+                return self.guard(getattr(self, decl.via), keys[key].value, *extra, default=default)
+            return self.guard(convert, keys[key].value, decl.type, f"{section}.{key}", default=default)
 
         return get
 
@@ -407,10 +449,7 @@ class _Resolver:
         span = sec.span if sec else self.missing("data", "data section", "`data { source = csv(\"file.csv\", "
                                                  "target = \"label\") }`")
         get = self.getter("data", keys)
-        source = self.guard(self.source, keys["source"].value) if "source" in keys else None
-        split = self.guard(self.split, keys["split"].value) if "split" in keys else None
-        train = self.guard(self.source, keys["train"].value) if "train" in keys else None
-        val = self.guard(self.source, keys["val"].value) if "val" in keys else None
+        source, split, train, val = get("source"), get("split"), get("train"), get("val")
         if sec is not None:
             if "source" in keys and ("train" in keys or "val" in keys):
                 k = keys.get("train") or keys["val"]
@@ -423,28 +462,25 @@ class _Resolver:
                 self.error("E205", "missing data source", sec.name_span,
                            "add `source = csv(\"file.csv\", target = \"label\")` and a `split`, "
                            "or separate `train` and `val` files")
-        given_task = get("task", C.Choice("classification", "regression"), None)
+        given_task = get("task")
         known = given_task is not None or task is not None  # else the loss did not resolve: the task is a guess
         task = ir.Task(given_task) if given_task else (task or ir.Task.classification)
-        target_normalize = get("target_normalize", C.Choice("standard", "none"),
-                               "standard" if task == ir.Task.regression else "none")
+        target_normalize = get("target_normalize", task=task)
         if task == ir.Task.classification and target_normalize != "none" and known:
             self.error("E307", "target_normalize is for regression targets; class labels are not normalised",
                        keys["target_normalize"].key_span, "remove it")
-        test = self.guard(self.source, keys["test"].value) if "test" in keys else None
+        test = get("test")
         if test is not None and source is not None:
             self.error("E211", "with `source`, a test split is a fraction: split = { train = 0.7, val = 0.15, "
                        "test = 0.15 }", keys["test"].key_span)
-        sampler = get("sampler", C.Choice("none", "balanced", "oversample"), "none")
+        sampler = get("sampler")
         if sampler != "none" and task != ir.Task.classification:
             self.error("E307", f"sampler = {sampler} balances classes, but the task is {task.value}",
                        keys["sampler"].key_span, "remove it")
-        augment = self.augment(keys["augment"].value) if "augment" in keys else ()
+        augment = get("augment")
         return ir.Data(source=source, split=split, train=train, val=val, test=test, sampler=sampler, augment=augment,
-                       normalize=get("normalize", C.Choice("standard", "minmax", "none"), "standard"),
-                       target_normalize=target_normalize,
-                       batch=None if _is_all(keys.get("batch")) else get("batch", C.Int(min=1), 32),
-                       shuffle=get("shuffle", C.Bool, True),
+                       normalize=get("normalize"), target_normalize=target_normalize,
+                       batch=None if _is_all(keys.get("batch")) else get("batch"), shuffle=get("shuffle"),
                        task=task, span=span,
                        where=tuple((k, e.value.span) for k, e in keys.items()) + _arg_spans(keys))
 
@@ -669,11 +705,10 @@ class _Resolver:
         keys = self.keys("regularization")
         sec = self.items.get("regularization")
         get = self.getter("regularization", keys)
-        (l1, l1_on), (l2, l2_on) = (self.guard(self.penalty, keys[k].value, k, default=(0.0, ())) if k in keys
-                                    else (0.0, ()) for k in ("l1", "l2"))
+        (l1, l1_on), (l2, l2_on) = get("l1", "l1"), get("l2", "l2")
         if "elastic_net" in keys:
             # scikit-learn's form: alpha * (l1_ratio * |w|_1 + (1 - l1_ratio) / 2 * |w|^2)
-            en = self.guard(self.elastic_net, keys["elastic_net"].value)
+            en = get("elastic_net")
             if en and (l1_on or l2_on):
                 self.error("E303", "elastic_net penalises every weight, and l1 or l2 here only some "
                            f"([{', '.join(l1_on or l2_on)}])", keys["elastic_net"].value.span,
@@ -681,10 +716,8 @@ class _Resolver:
             elif en:
                 l1, l2 = l1 + en["alpha"] * en["l1_ratio"], l2 + en["alpha"] * (1 - en["l1_ratio"])
         return ir.Regularization(l1=l1, l2=l2, l1_on=l1_on, l2_on=l2_on,
-                                 weight_decay=get("weight_decay", C.NonNegative, 0.0),
-                                 clip_grad_norm=get("clip_grad_norm", C.Positive, None),
-                                 clip_grad_value=get("clip_grad_value", C.Positive, None),
-                                 accumulate=get("accumulate", C.Int(min=1), 1),
+                                 weight_decay=get("weight_decay"), clip_grad_norm=get("clip_grad_norm"),
+                                 clip_grad_value=get("clip_grad_value"), accumulate=get("accumulate"),
                                  span=sec.span if sec else ir.NOWHERE,
                                  where=tuple((k, e.value.span) for k, e in keys.items()))
 
@@ -714,17 +747,14 @@ class _Resolver:
         keys = self.keys("stop")
         sec = self.items.get("stop")
         span = sec.span if sec else ir.NOWHERE
-        mx = self.guard(convert, keys["max"].value, C.Dur("steps", "epochs"), "stop.max") if "max" in keys else None
+        get = self.getter("stop", keys)
+        mx = get("max")
         if mx is None and "max" not in keys and "stop" not in self.malformed:
             where = sec.name_span if sec else ir.Span(self.path, 1, 1, 1, 1)
             self.error("E205", "missing stop.max: how long may the run last?", where,
                        "add `stop { max = 20 epochs }` (or `max = 1000 steps`)")
         mx = mx or ir.Duration(value=1.0, unit=ir.Unit.epochs, span=ir.NOWHERE)  # NOWHERE: already reported
-        early = self.guard(self.early, keys["early"].value) if "early" in keys else None
-        when = self.guard(self.when, keys["when"].value) if "when" in keys else None
-        budget = self.guard(convert, keys["budget"].value, C.Dur("seconds"), "stop.budget") if "budget" in keys \
-            else None
-        diverge = self.guard(self.diverge, keys["diverge"].value) if "diverge" in keys else None
+        early, when, budget, diverge = get("early"), get("when"), get("budget"), get("diverge")
         return ir.Stop(max=mx, early=early, when=when, budget=budget.value if budget else None, diverge=diverge,
                        span=span)
 
@@ -754,11 +784,8 @@ class _Resolver:
         if sec is None:
             return None
         keys = self.keys("checkpoint")
-        every = self.guard(convert, keys["every"].value, C.Dur("epochs", "steps"), "checkpoint.every") \
-            if "every" in keys else None
-        keep = self.guard(self.keep, keys["keep"].value) if "keep" in keys else None
-        last = self.getter("checkpoint", keys)("last", C.Int(min=1), 1)
-        return ir.Checkpoint(every=every, keep=keep, last=last, span=sec.span)
+        get = self.getter("checkpoint", keys)
+        return ir.Checkpoint(every=get("every"), keep=get("keep"), last=get("last"), span=sec.span)
 
     def keep(self, expr: ir.Expr) -> ir.MetricRef:
         if isinstance(expr, ir.Call) and expr.name.dotted == "best" and len(expr.args) == 1 and not expr.kwargs:
@@ -770,9 +797,8 @@ class _Resolver:
         keys = self.keys("run")
         sec = self.items.get("run")
         get = self.getter("run", keys)
-        precision = get("precision", C.Choice(*C.PRECISIONS), "f32")
-        return ir.Run(seed=get("seed", C.Int(min=0), 0), device=get("device", C.Choice(*C.DEVICES), "auto"),
-                      precision=C.PRECISIONS[precision], beam=get("beam", C.Int(min=0, max=32), 0),
+        precision = get("precision")
+        return ir.Run(seed=get("seed"), device=get("device"), precision=C.PRECISIONS[precision], beam=get("beam"),
                       span=sec.span if sec else ir.NOWHERE, where=tuple((k, e.value.span) for k, e in keys.items()))
 
 

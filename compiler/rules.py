@@ -19,7 +19,7 @@ from .diagnostics import Diagnostic
 BOUNDS = {"accuracy": (0.0, 1.0), "top_k": (0.0, 1.0), "precision": (0.0, 1.0), "recall": (0.0, 1.0),
           "f1": (0.0, 1.0), "auc": (0.0, 1.0), "map_at_k": (0.0, 1.0), "r2": (None, 1.0), "rmse": (0.0, None),
           "mae": (0.0, None)}  # the loss: from its terms (below)
-LOGITS_LOSSES = ("cross_entropy", "bce", "hinge", "kl_div")
+LOGITS_LOSSES = tuple(n for n in C.LOSSES.names() if C.LOSSES.get(n).extra.get("logits"))  # the `logits` flag
 
 
 def _mode(name: str) -> str:

@@ -18,13 +18,16 @@ from typing import Callable
 import numpy as np
 
 from ..compiler import ir
+from ..compiler.catalog.base import AUGMENTATIONS
 
-AUGMENT: dict[str, Callable] = {}  # registry key -> implementation
+AUGMENT: dict[str, Callable] = AUGMENTATIONS.table()  # registry key -> implementation: the registry's own table
 
 
 def _register(fn: Callable) -> Callable:
-    AUGMENT[fn.__name__] = fn
-    return fn
+    """Register `fn` as the augmentation of its name; the module's name for it takes the catalogue's defaults
+    (a spec's call always binds every argument, a direct call need not)."""
+    AUGMENTATIONS.implement(fn.__name__)(fn)
+    return AUGMENTATIONS.defaulted(fn.__name__, fn)
 
 
 def _per_example(values: np.ndarray, ndim: int) -> np.ndarray:
@@ -36,7 +39,7 @@ def augment(x: np.ndarray, calls: tuple[ir.Augment, ...], rng: np.random.Generat
     """Every call in order, each drawing from `rng`; returns float32 of x's shape."""
     out = np.asarray(x, dtype=np.float32)
     for call in calls:
-        out = AUGMENT[call.kind](out, rng, **dict(call.args)).astype(np.float32, copy=False)
+        out = AUGMENTATIONS.impl(call.kind)(out, rng, **dict(call.args)).astype(np.float32, copy=False)
     return out
 
 
@@ -55,7 +58,7 @@ def epoch_inputs(x_raw: np.ndarray, normalizer, calls: tuple[ir.Augment, ...], s
 
 
 @_register
-def flip(x, rng, horizontal=True, vertical=False, p=0.5):
+def flip(x, rng, horizontal, vertical, p):
     out = x.copy()
     if horizontal:
         m = rng.random(len(x)) < p
@@ -67,7 +70,7 @@ def flip(x, rng, horizontal=True, vertical=False, p=0.5):
 
 
 @_register
-def crop(x, rng, padding=1):
+def crop(x, rng, padding):
     n, c, h, w = x.shape
     if padding == 0:
         return x.copy()
@@ -111,30 +114,30 @@ def affine(x: np.ndarray, angles: np.ndarray, dy: np.ndarray, dx: np.ndarray) ->
 
 
 @_register
-def rotate(x, rng, degrees=10.0):
+def rotate(x, rng, degrees):
     zero = np.zeros(len(x))
     return affine(x, rng.uniform(-degrees, degrees, len(x)), zero, zero)
 
 
 @_register
-def translate(x, rng, pixels=1.0):
+def translate(x, rng, pixels):
     dy, dx = rng.uniform(-pixels, pixels, len(x)), rng.uniform(-pixels, pixels, len(x))
     return affine(x, np.zeros(len(x)), dy, dx)
 
 
 @_register
-def brightness(x, rng, amount=0.1):
+def brightness(x, rng, amount):
     return x * _per_example(rng.uniform(1 - amount, 1 + amount, len(x)), x.ndim)
 
 
 @_register
-def contrast(x, rng, amount=0.1):
+def contrast(x, rng, amount):
     mean = x.mean(axis=tuple(range(1, x.ndim)), keepdims=True)
     return mean + (x - mean) * _per_example(rng.uniform(1 - amount, 1 + amount, len(x)), x.ndim)
 
 
 @_register
-def noise(x, rng, std=0.05):
+def noise(x, rng, std):
     return x + rng.normal(0.0, std, x.shape)
 
 
@@ -147,12 +150,12 @@ def jitter(x, rng, std):
 
 
 @_register
-def scale(x, rng, std=0.1):
+def scale(x, rng, std):
     return x * _per_example(rng.normal(1.0, std, len(x)), x.ndim)
 
 
 @_register
-def time_warp(x, rng, strength=0.2, knots=4):
+def time_warp(x, rng, strength, knots):
     n, t = x.shape[:2]
     if t < 2:
         return x.copy()
@@ -171,12 +174,12 @@ def time_warp(x, rng, strength=0.2, knots=4):
 
 
 @_register
-def token_dropout(x, rng, p=0.1, token=0):
+def token_dropout(x, rng, p, token):
     return np.where(rng.random(x.shape) < p, np.float32(token), x)
 
 
 @_register
-def token_swap(x, rng, p=0.1):
+def token_swap(x, rng, p):
     out = x.copy()
     t = x.shape[-1]
     for i in range(t - 1):  # left to right, so a token can travel several places

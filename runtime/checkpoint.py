@@ -35,6 +35,7 @@ import json
 import math
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,6 @@ _NAMES = {np.dtype(v): k for k, v in _DTYPES.items()}
 _MAX_DIMS = 32
 FILES = ("model.safetensors", "optimizer.safetensors")
 POINTERS = ("latest", "best")
-FAULT_HOOK = None  # tests: called half-way through a checkpoint write (see loop._fault_in_save)
 
 
 class CheckpointError(RunDirError):
@@ -174,8 +174,10 @@ def _sha256(data: bytes) -> str:
 
 
 def save(ckpt_dir: Path, name: str, model: dict[str, np.ndarray], optimizer: dict[str, np.ndarray],
-         state: dict, root=None) -> Path:
-    """Write checkpoint `name` under `ckpt_dir` atomically; returns its folder. `state` must be JSON-able."""
+         state: dict, root=None, fault: Callable[[], None] | None = None) -> Path:
+    """Write checkpoint `name` under `ckpt_dir` atomically; returns its folder. `state` must be JSON-able.
+    `fault`, when given, is called after each tensor file is written (tests kill the process there: see
+    loop._fault_in_save)."""
     ckpt_dir = Path(ckpt_dir)
     root = Path(root) if root is not None else ckpt_dir
     rundir.make_dirs(ckpt_dir, root)
@@ -187,8 +189,8 @@ def save(ckpt_dir: Path, name: str, model: dict[str, np.ndarray], optimizer: dic
         files = {"model.safetensors": encode_safetensors(model), "optimizer.safetensors": encode_safetensors(optimizer)}
         for fname, data in files.items():
             rundir.create(tmp / fname, data, root)
-            if FAULT_HOOK is not None:
-                FAULT_HOOK()
+            if fault is not None:
+                fault()
         body = {"format_version": FORMAT_VERSION, **state, "files": {k: _sha256(v) for k, v in files.items()}}
         rundir.create(tmp / "state.json", (json.dumps(body, indent=1, allow_nan=False) + "\n").encode(), root)
         if rundir.is_folder(final, root):  # the same step again (after a roll-back): never change a folder in place

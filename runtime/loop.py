@@ -15,6 +15,7 @@ import json
 import math
 import os
 import time
+import weakref
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from ..compiler import catalog as C
-from ..compiler import ir
+from ..compiler import env, ir
 from ..compiler.check import at_width, mode_of, value_type
 from ..compiler.diagnostics import Diagnostic, SpecError
 from ..compiler.rules import run_length
@@ -39,7 +40,16 @@ from .schedule import LrSchedule, epoch_steps, run_steps
 # ---------------------------------------------------------------------------------------------
 
 
+_CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Dataset -> (spec, its problems)
+
+
 def check_against_data(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
+    """What only the data can tell, DATA_RULES included. Run once per spec and data: `trainc run` checks before
+    the run directory is touched, then train() (which refuses bad data when called from the API) asks again
+    and gets the answer already found, until the Dataset is dropped."""
+    done = _CHECKED.get(ds)
+    if done is not None and (done[0] is spec or done[0] == spec):
+        return list(done[1])
     diags = []
     inp = spec.model.inputs[0]
     if tuple(inp.type.shape) != tuple(ds.feature_shape):
@@ -50,7 +60,8 @@ def check_against_data(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
         t = value_type(spec.model, term.pred)
         if t is None or len(t.shape) != 1 or term.target != "target":  # an autoencoder's target is its input
             continue
-        if term.kind == "cross_entropy" and t.shape[0] != ds.n_classes:  # at the layer that sets the width
+        outputs = C.LOSSES.get(term.kind).extra.get("outputs")  # what the loss reads: one, per_class, ...
+        if outputs == "per_class" and t.shape[0] != ds.n_classes:  # at the layer that sets the width
             diags.append(Diagnostic(code="E508", message=f"'{term.pred}' has {t.shape[0]} logits but the data has "
                                     f"{ds.n_classes} classes", help=f"end the model with dense({ds.n_classes})",
                                     **at_width(spec.model, term, "one logit per class")))
@@ -60,13 +71,13 @@ def check_against_data(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
                                     f"{ds.n_classes} classes", span=term.span,
                                     help=f"give one weight per class, in the order {list(ds.classes)}, or "
                                     "`weights = balanced`"))
-        if term.kind == "hinge" and t.shape[0] > 1 and t.shape[0] != ds.n_classes:
+        if outputs == "per_class_or_one" and t.shape[0] > 1 and t.shape[0] != ds.n_classes:
             diags.append(Diagnostic(code="E508", message=f"'{term.pred}' has {t.shape[0]} outputs but the data has "
                                     f"{ds.n_classes} classes",
                                     help=f"end the model with dense({ds.n_classes}), or dense(1) for two classes",
                                     **at_width(spec.model, term, "one score per class")))
-        if term.kind == "hinge" and t.shape[0] == 1 and ds.n_classes != 2:
-            diags.append(Diagnostic(code="E508", message=f"hinge on one output needs 2 classes, the data has "
+        if outputs == "per_class_or_one" and t.shape[0] == 1 and ds.n_classes != 2:
+            diags.append(Diagnostic(code="E508", message=f"{term.kind} on one output needs 2 classes, the data has "
                                     f"{ds.n_classes}", span=term.span,
                                     help=f"end the model with dense({ds.n_classes}) for a multi-class hinge"))
         if C.LOSSES.get(term.kind).extra.get("distribution"):
@@ -76,8 +87,8 @@ def check_against_data(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
                 diags.append(Diagnostic(code="E508", message=f"{term.kind} needs targets that are probability "
                                         "distributions: non-negative, each row summing to 1", span=term.span,
                                         help="check the target columns"))
-        if term.kind == "bce" and ds.n_classes != 2:
-            diags.append(Diagnostic(code="E508", message=f"bce needs 2 classes, the data has {ds.n_classes}",
+        if outputs == "one" and ds.n_classes != 2:
+            diags.append(Diagnostic(code="E508", message=f"{term.kind} needs 2 classes, the data has {ds.n_classes}",
                                     span=term.span, help="use cross_entropy"))
         if spec.data.task == ir.Task.regression and t.shape[0] != ds.y_train.shape[1]:
             diags.append(Diagnostic(code="E508", message=f"'{term.pred}' has {t.shape[0]} outputs but the data has "
@@ -95,7 +106,9 @@ def check_against_data(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
                                 f"{spec.regularization.accumulate} = {n} is larger than the training split "
                                 f"({len(ds.x_train)} examples)", span=spec.regularization.span_of("accumulate"),
                                 help="lower `accumulate` or `data.batch`"))
-    return diags + [d for check in DATA_RULES for d in check(spec, ds)]
+    diags += [d for check in DATA_RULES for d in check(spec, ds)]
+    _CHECKED[ds] = (spec, tuple(diags))
+    return diags
 
 
 def _vocabulary(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
@@ -361,7 +374,7 @@ class Interrupt:
 def _fault(kind: str, n: int) -> None:
     """Fault injection for the tests: TRAINC_FAULT=step:N or checkpoint:N sends SIGKILL to this process after
     step N or half-way through writing checkpoint N; sigint:N and sigterm:N send those signals after step N."""
-    want = os.environ.get("TRAINC_FAULT")
+    want = env.get("TRAINC_FAULT")
     if not want:
         return
     import signal
@@ -459,7 +472,7 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
     CheckpointError when `resume` (a checkpoint folder) cannot be used. `ready` is called once the step is
     compiled and the weights are in place, before the first file of the run is written: what the caller
     writes there (the run's records) is not written over when the lowering fails (E509, E601)."""
-    from ..compiler.lower import finish_train, lower  # tinygrad is imported only once training starts
+    from ..compiler.lower import lower  # tinygrad is imported only once training starts
 
     spec = fit_batch(spec, len(ds.x_train))  # `batch = all`: this split's size (each fold's own)
     problems = [d for d in check_against_data(spec, ds) if d.is_error]  # warnings: the caller showed them
@@ -471,101 +484,146 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
     tn = ds.target_normalizer
     program = lower(spec, ds.x_train, ds.y_train, ds.x_val, ds.y_val, tn.shift if tn else None,
                     tn.scale if tn else None, n_classes=ds.n_classes, x_test=ds.x_test, y_test=ds.y_test)
+    run = _Run(spec, ds, out_dir, progress, program, spec_hash, t0)
+    run.start(resume, base_dir, ready)
+    run.epochs()
+    return run.finish()
 
-    from tinygrad import Tensor, dtypes
 
-    progress.write(f"device: {program.device}" + (" (device = auto: tinygrad's best available)"
-                                                  if spec.run.device == "auto" else ""))
-    batch = program.train_batch
-    micro = program.accumulate  # micro-batches per optimizer step
-    per_epoch = epoch_steps(spec, epoch_size(spec, ds.y_train))  # the last partial step is dropped
-    mx = spec.stop.max
-    n_steps = run_steps(spec, per_epoch)
-    max_epochs = int(mx.value) if mx.unit == ir.Unit.epochs else math.ceil(n_steps / per_epoch)
-    base_lr = float(dict(spec.optimizer.args)["lr"])
-    lr_at = LrSchedule(spec.schedule, base_lr, per_epoch, n_steps)
-    rng = np.random.default_rng(spec.run.seed)
+class _Run:
+    """One training run after lowering: its settings, the loop state, and the epoch loop with its rules
+    (divergence and roll-back, early stopping, stop.when, stop.max, the time budget, checkpoints).
+    `fault(kind, n)` is called after each step (kind "step") and handed to each checkpoint write; the
+    default one reads TRAINC_FAULT (tests kill the process there)."""
 
-    chunks = partial(eval_chunks, program)
-    val_chunks = chunks(program.n_val)
+    def __init__(self, spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress, program,
+                 spec_hash: str | None, t0: float, fault: Callable[[str, int], None] | None = None):
+        self.spec, self.ds, self.out_dir, self.progress, self.program = spec, ds, out_dir, progress, program
+        self.spec_hash, self.t0, self.fault = spec_hash, t0, fault or _fault
+        progress.write(f"device: {program.device}" + (" (device = auto: tinygrad's best available)"
+                                                      if spec.run.device == "auto" else ""))
+        self.batch = program.train_batch
+        self.micro = program.accumulate  # micro-batches per optimizer step
+        self.per_epoch = epoch_steps(spec, epoch_size(spec, ds.y_train))  # the last partial step is dropped
+        self.mx = mx = spec.stop.max
+        self.n_steps = run_steps(spec, self.per_epoch)
+        self.max_epochs = int(mx.value) if mx.unit == ir.Unit.epochs else math.ceil(self.n_steps / self.per_epoch)
+        base_lr = float(dict(spec.optimizer.args)["lr"])
+        self.lr_at = LrSchedule(spec.schedule, base_lr, self.per_epoch, self.n_steps)
+        self.rng = np.random.default_rng(spec.run.seed)
+        self.val_chunks = eval_chunks(program, program.n_val)
+        self.early = early = spec.stop.early
+        # "best" is judged by the early-stopping monitor, else by val.loss
+        self.monitor = early.monitor if early else ir.MetricRef(split="val", name="loss", span=spec.stop.span)
+        self.monitor_mode = early.mode if early else "min"
+        self.min_delta = early.min_delta if early else 0.0
+        self.relative = early.relative if early else False
+        self.guard = spec.stop.diverge
+        self.when = spec.stop.when
+        cp = spec.checkpoint
+        self.keep = cp.keep if cp else None
+        every = cp.every if cp and cp.every else ir.Duration(value=1, unit=ir.Unit.epochs, span=spec.stop.span)
+        self.every_steps = int(every.value) if every.unit == ir.Unit.steps else 0
+        self.every_epochs = int(every.value) if every.unit == ir.Unit.epochs else 0
+        self.keep_last = cp.last if cp else 1
+        self.ckpt_dir = out_dir / "checkpoints"
+        self.st = LoopState()
+        self.snapshot, self.best_state, self.order = None, None, None
+        self.stop_reason = None
+        self.startup, self.compile_in_epoch = None, 0.0  # seconds until the jitted step was captured
+        self.n_saves = 0
 
-    def evaluate(step=program.eval_step, parts=val_chunks, n=program.n_val, labels=ds.y_val) -> dict[str, object]:
-        return evaluate_split(program, step, parts, n, labels)
+    # ---- helpers the rules share ----
 
-    early = spec.stop.early
-    # "best" is judged by the early-stopping monitor, else by val.loss
-    monitor = early.monitor if early else ir.MetricRef(split="val", name="loss", span=spec.stop.span)
-    monitor_mode = early.mode if early else "min"
-    min_delta = early.min_delta if early else 0.0
-    relative = early.relative if early else False
-    guard = spec.stop.diverge
-    when = spec.stop.when
-    cp = spec.checkpoint
-    keep = cp.keep if cp else None
-    every = cp.every if cp and cp.every else ir.Duration(value=1, unit=ir.Unit.epochs, span=spec.stop.span)
-    every_steps = int(every.value) if every.unit == ir.Unit.steps else 0
-    every_epochs = int(every.value) if every.unit == ir.Unit.epochs else 0
-    keep_last = cp.last if cp else 1
-    ckpt_dir = out_dir / "checkpoints"
-    st = LoopState()
-    snapshot, best_state, order = None, None, None
-    stop_reason = None
-    startup, compile_in_epoch = None, 0.0  # seconds until the jitted step was captured
+    def evaluate(self, step=None, parts=None, n=None, labels=None) -> dict[str, object]:
+        """Loss and metrics of the val split (or of the one given)."""
+        p = self.program
+        return evaluate_split(p, p.eval_step if step is None else step, self.val_chunks if parts is None else parts,
+                              p.n_val if n is None else n, self.ds.y_val if labels is None else labels)
 
+    @staticmethod
     def host(tensors: dict) -> dict[str, np.ndarray]:
         return {k: t.numpy().copy() for k, t in tensors.items()}
 
-    def take_snapshot() -> dict:
+    def take_snapshot(self) -> dict:
         """The last good state, on the host: weights, buffers and optimizer state."""
-        return {"epoch": st.epoch, "step": st.step, "schedule": lr_at.state(),
-                "tensors": host({**program.state(), **program.optimizer_state()})}
+        return {"epoch": self.st.epoch, "step": self.st.step, "schedule": self.lr_at.state(),
+                "tensors": self.host({**self.program.state(), **self.program.optimizer_state()})}
 
+    @staticmethod
     def assign(t, a: np.ndarray) -> None:
+        from tinygrad import Tensor
+
         t.assign(Tensor(np.ascontiguousarray(a), dtype=t.dtype)).realize()
 
-    n_saves = 0
+    def elapsed(self) -> float:
+        return self.train_before + time.perf_counter() - self.t_train
 
-    def save_checkpoint(best: bool = False) -> None:
+    def save_checkpoint(self, best: bool = False) -> None:
         """Write the whole loop state (see checkpoint.py); point `latest` (and `best`) at it; prune."""
-        nonlocal n_saves
-        n_saves += 1
+        st, program, snapshot, out_dir, ckpt_dir = self.st, self.program, self.snapshot, self.out_dir, self.ckpt_dir
+        self.n_saves += 1
         extra = {"loop/train_acc": program.train_acc.numpy(), "loop/grad_acc": program.grad_acc.numpy()}
         counter = _rng_counter()
         if counter is not None:
             extra["loop/rng_counter"] = counter.numpy()
         if st.batch_index:
-            extra["loop/order"] = order.astype(np.int64)
-        if best_state is not None:
-            extra.update({f"best/{k}": v for k, v in best_state.items()})
+            extra["loop/order"] = self.order.astype(np.int64)
+        if self.best_state is not None:
+            extra.update({f"best/{k}": v for k, v in self.best_state.items()})
         if snapshot is not None:
             extra.update({f"snapshot/{k}": v for k, v in snapshot["tensors"].items()})
-        state = {"spec_hash": spec_hash, "loop": json_safe(asdict(st)), "rng": rng.bit_generator.state,
-                 "schedule": _schedule_json(lr_at.state()),
+        state = {"spec_hash": self.spec_hash, "loop": json_safe(asdict(st)), "rng": self.rng.bit_generator.state,
+                 "schedule": _schedule_json(self.lr_at.state()),
                  "snapshot": {"epoch": snapshot["epoch"], "step": snapshot["step"],
                               "schedule": _schedule_json(snapshot["schedule"])} if snapshot else None}
         name = f"step-{st.step:08d}"
-        _fault_in_save(n_saves)
-        ck.save(ckpt_dir, name, host(program.state()), {**host(program.optimizer_state()), **extra}, state, out_dir)
+        ck.save(ckpt_dir, name, self.host(program.state()), {**self.host(program.optimizer_state()), **extra}, state,
+                out_dir, fault=_fault_in_save(self.n_saves, self.fault))
         ck.point(ckpt_dir, "latest", name, out_dir)
         if best:
             ck.point(ckpt_dir, "best", name, out_dir)
-        ck.prune(ckpt_dir, keep_last, out_dir)
+        ck.prune(ckpt_dir, self.keep_last, out_dir)
 
-    if spec.model.pretrained is not None and resume is None:
-        n = load_pretrained(program, spec.model.pretrained, base_dir or Path(spec.path).resolve().parent)
-        progress.write(f"init: {n} tensors from {spec.model.pretrained.path}")
-    if resume is not None:  # put every tensor and counter back as the checkpoint left them
-        model_t, opt_t, saved = ck.load(resume, out_dir if out_dir in Path(resume).parents else None,
+    # ---- set-up ----
+
+    def start(self, resume: Path | None, base_dir: Path | None, ready: Callable[[], None] | None) -> None:
+        """Weights from `init = from(...)` or a checkpoint, then the run directory's first files."""
+        spec, progress, out_dir = self.spec, self.progress, self.out_dir
+        if spec.model.pretrained is not None and resume is None:
+            n = load_pretrained(self.program, spec.model.pretrained, base_dir or Path(spec.path).resolve().parent)
+            progress.write(f"init: {n} tensors from {spec.model.pretrained.path}")
+        if resume is not None:
+            self.resume(resume)
+        elif self.guard and self.guard.action == "rollback":
+            self.snapshot = self.take_snapshot()  # the initial weights are a good state too
+        if ready is not None:
+            ready()
+        if resume is None:  # a fresh run in an old directory: the old checkpoints are not this run's
+            ck.clear(self.ckpt_dir, out_dir)
+        self.metrics_file = rundir.open_new(out_dir / "metrics.jsonl", out_dir)  # on resume: the epochs so far, again
+        for row in self.st.history:
+            self.metrics_file.write(json.dumps(json_safe(row), allow_nan=False) + "\n")
+        self.metrics_file.flush()
+        self.t_train = time.perf_counter()
+        self.train_before = self.st.train_seconds
+
+    def resume(self, resume: Path) -> None:
+        """Put every tensor and counter back as the checkpoint left them."""
+        from tinygrad import Tensor
+
+        program, assign, spec_hash = self.program, self.assign, self.spec_hash
+        model_t, opt_t, saved = ck.load(resume, self.out_dir if self.out_dir in Path(resume).parents else None,
                                         _tensor_specs(program.state()))
         changed = spec_hash is not None and saved.get("spec_hash") not in (None, spec_hash)
         if changed:
-            progress.write("resuming under a changed spec (--force)")
+            self.progress.write("resuming under a changed spec (--force)")
         parts = {p: {k[len(p) + 1:]: v for k, v in opt_t.items() if k.startswith(p + "/")}
                  for p in ("loop", "best", "snapshot")}
         ck.check_tensors("optimizer", {k: v for k, v in opt_t.items() if "/" not in k},
                          _tensor_specs(program.optimizer_state()))
-        _check_resume(resume, saved, parts, program, len(lr_at.state()), per_epoch, epoch_size(spec, ds.y_train),
-                      len(ds.y_train))
+        _check_resume(resume, saved, parts, program, len(self.lr_at.state()), self.per_epoch,
+                      epoch_size(self.spec, self.ds.y_train), len(self.ds.y_train))
         for k, t in program.state().items():
             assign(t, model_t[k])
         for k, t in program.optimizer_state().items():
@@ -579,221 +637,271 @@ def train(spec: ir.Spec, ds: Dataset, out_dir: Path, progress: Progress | None =
                              _tensor_specs({"rng_counter": _rng_counter()}))
             assign(_rng_counter(), parts["loop"]["rng_counter"])
         loop = saved["loop"]
-        st = LoopState(**{**loop, "history": loop["history"]})
+        st = self.st = LoopState(**{**loop, "history": loop["history"]})
         st.resumes += 1
-        rng.bit_generator.state = saved["rng"]
-        lr_at.restore(_schedule_from_json(saved["schedule"]))
-        order = parts["loop"].get("order")
-        best_state = parts["best"] or None
+        self.rng.bit_generator.state = saved["rng"]
+        self.lr_at.restore(_schedule_from_json(saved["schedule"]))
+        self.order = parts["loop"].get("order")
+        self.best_state = parts["best"] or None
         if saved.get("snapshot"):
             snap = saved["snapshot"]
-            snapshot = {"epoch": snap["epoch"], "step": snap["step"],
-                        "schedule": _schedule_from_json(snap["schedule"]), "tensors": parts["snapshot"]}
+            self.snapshot = {"epoch": snap["epoch"], "step": snap["step"],
+                             "schedule": _schedule_from_json(snap["schedule"]), "tensors": parts["snapshot"]}
         # a finished run stays finished (its summary is written again), unless the spec changed: a longer
         # stop.max, say, with --force
-        stop_reason = None if changed else st.stopped
-        progress.write(f"resumed from {resume} (epoch {st.epoch}, step {st.step})")
-    elif guard and guard.action == "rollback":
-        snapshot = take_snapshot()  # the initial weights are a good state too
-    if ready is not None:
-        ready()
-    if resume is None:  # a fresh run in an old directory: the old checkpoints are not this run's
-        ck.clear(ckpt_dir, out_dir)
+        self.stop_reason = None if changed else st.stopped
+        self.progress.write(f"resumed from {resume} (epoch {st.epoch}, step {st.step})")
 
-    metrics_file = rundir.open_new(out_dir / "metrics.jsonl", out_dir)  # on resume: the epochs so far, again
-    for row in st.history:
-        metrics_file.write(json.dumps(json_safe(row), allow_nan=False) + "\n")
-    metrics_file.flush()
-    t_train = time.perf_counter()
-    train_before = st.train_seconds
+    # ---- the epoch loop ----
 
-    def elapsed() -> float:
-        return train_before + time.perf_counter() - t_train
-
-    with Interrupt() as interrupt:
-        try:
-            while stop_reason is None:
-                if st.batch_index == 0 and st.step >= n_steps:  # resumed at the very end
-                    stop_reason = f"reached stop.max ({mx.value:g} {mx.unit.value})"
-                    break
-                if st.batch_index == 0:  # a new epoch
-                    st.epoch += 1
-                    order = epoch_order(spec, ds.y_train, rng)
-                epoch = st.epoch
-                t_epoch = time.perf_counter()
-                if spec.data.augment:  # this epoch's augmented inputs, into the very buffer the jitted step reads
-                    x = epoch_inputs(ds.x_train_raw, ds.normalizer, spec.data.augment, spec.run.seed, epoch)
-                    x = x.astype(np.int32) if program.x_train.dtype == dtypes.int32 else x
-                    program.x_train.assign(Tensor(x, dtype=program.x_train.dtype)).realize()
-                steps_this_epoch = 0
-                lr = lr_at(st.step) * st.lr_scale  # the lr logged for an epoch is that of its last step
-                for b in range(st.batch_index, per_epoch):
-                    if st.step >= n_steps:
+    def epochs(self) -> None:
+        """Epoch after epoch until a rule gives a stop reason; a second Ctrl-C stops at once."""
+        with Interrupt() as self.interrupt:
+            try:
+                while self.stop_reason is None:
+                    if self.st.batch_index == 0 and self.st.step >= self.n_steps:  # resumed at the very end
+                        self.stop_reason = f"reached stop.max ({self.mx.value:g} {self.mx.unit.value})"
                         break
-                    lr = lr_at(st.step) * st.lr_scale
-                    first = b * batch * micro
-                    program.step([order[first + i * batch:first + (i + 1) * batch] for i in range(micro)], lr)
-                    st.step += 1
-                    st.batch_index = b + 1
-                    steps_this_epoch += 1
-                    _fault("step", st.step)
-                    if steps_this_epoch == 2 and startup is None:  # TinyJit has captured the step: replay from here
-                        program.train_acc.numpy()
-                        startup = time.perf_counter() - t0
-                        compile_in_epoch = time.perf_counter() - t_epoch
-                    if interrupt.requested:
-                        break
-                    if every_steps and st.step % every_steps == 0 and b + 1 < per_epoch:
-                        st.train_seconds = elapsed()
-                        save_checkpoint()
-                    if progress.want_step():
-                        acc = program.train_acc.numpy()
-                        rate = steps_this_epoch * batch * micro / max(time.perf_counter() - t_epoch, 1e-9)
-                        eta = (n_steps - st.step) * batch * micro / rate if rate > 0 else None
-                        progress.step(epoch, max_epochs, st.step, b + 1, per_epoch, float(acc[0] / max(acc[1], 1)),
-                                      rate, lr=lr, eta=eta)
-                    if spec.stop.budget and elapsed() > spec.stop.budget:
-                        stop_reason = f"time budget of {spec.stop.budget:g} s used"
-                        break
-                if interrupt.requested:  # stop between steps, resumable from exactly here
-                    st.train_seconds = elapsed()
-                    save_checkpoint()
-                    stop_reason = "interrupted"
-                    break
-                st.batch_index = 0
-                acc = program.train_acc.numpy()  # also waits for the epoch's last step
-                gacc = program.grad_acc.numpy()
-                train_seconds = time.perf_counter() - t_epoch
-                program.train_acc.assign(Tensor.zeros(program.train_acc.shape)).realize()
-                program.grad_acc.assign(Tensor.zeros(program.grad_acc.shape)).realize()
-                train = finish_train(program, acc)
-                train_loss = train["loss"]
-                val = evaluate()
-                seconds = time.perf_counter() - t_epoch
-                row = {"epoch": epoch, "step": st.step, "lr": lr}
-                row.update({f"train.{k}": v for k, v in train.items()})
-                row.update({f"val.{k}": v for k, v in val.items() if not isinstance(v, list)})
-                steps_done = int(round(float(acc[1]) / max(batch * micro, 1))) if acc[1] else 0
-                if steps_done:
-                    row["grad_norm"] = float(gacc[0]) / steps_done  # mean global norm before clipping
-                    row["grad_norm_max"] = float(gacc[1])
-                if program.loss_scale is not None:  # f16: dynamic loss scaling
-                    scale = program.loss_scale.numpy()
-                    row["loss_scale"], row["skipped_steps"] = float(scale[0]), int(scale[2])
-                row["time"] = round(elapsed(), 3)
-                why = diverged(train_loss, val["loss"], st.best_train, guard)
-                if why:
-                    row["diverged"] = why
-                st.history.append(row)
-                metrics_file.write(json.dumps(json_safe(row), allow_nan=False) + "\n")
-                metrics_file.flush()
-                # throughput without the one-off tracing and compiling of the first steps
-                fast_steps = steps_this_epoch - (2 if compile_in_epoch and len(st.history) == 1 else 0)
-                fast_seconds = train_seconds - (compile_in_epoch if len(st.history) == 1 else 0.0)
-                rate = fast_steps * batch * micro / fast_seconds if fast_steps > 0 and fast_seconds > 0 else 0.0
-                progress.epoch(row, max_epochs, seconds, rate,
-                               note=f"incl. {compile_in_epoch:.1f}s compiling" if len(st.history) == 1 and startup
-                               else None)
+                    self.epoch()
+            except KeyboardInterrupt:  # a second Ctrl-C: stop now, keep the last checkpoint
+                self.stop_reason = "interrupted"
+            finally:
+                self.metrics_file.close()
 
-                if why and guard and guard.action == "rollback" and snapshot is not None \
-                        and st.rollbacks < guard.retries:
-                    st.rollbacks += 1
-                    st.lr_scale *= guard.lr_factor
-                    st.epoch, st.step = snapshot["epoch"], snapshot["step"]
-                    lr_at.restore(snapshot["schedule"])
-                    for k, t in {**program.state(), **program.optimizer_state()}.items():
-                        assign(t, snapshot["tensors"][k])
-                    progress.write(f"diverged ({why}): rolled back to epoch {st.epoch}, lr x{guard.lr_factor:g} "
-                                   f"(roll-back {st.rollbacks} of {guard.retries})")
-                    continue
-                if why:
-                    tried = f" after {st.rollbacks} roll-back(s)" if st.rollbacks else ""
-                    stop_reason = f"diverged{tried}: {why}; lower the learning rate or clip gradients"
-                    break
-                st.best_train = train_loss if st.best_train is None else min(st.best_train, train_loss)
-                lr_note = lr_at.observe(row)  # a plateau schedule lowers the lr here
-                if lr_note:
-                    progress.write(lr_note)
-                if guard and guard.action == "rollback":
-                    snapshot = take_snapshot()
-                value = row.get(str(monitor))
-                if improved(value, st.best_value, monitor_mode, min_delta, relative):
-                    st.best_value, st.best_row, st.bad_epochs = value, row, 0
-                    if early is not None and early.restore_best:
-                        best_state = host(program.state())
-                else:
-                    st.bad_epochs += 1
-                    if early is not None and st.bad_epochs >= early.patience:
-                        by = f" by {early.min_delta * 100:g}%" if relative else f" by {early.min_delta:g}" \
-                            if early.min_delta else ""
-                        stop_reason = (f"early stopping: {early.monitor} did not improve{by} for {early.patience} "
-                                       f"epochs (best {st.best_value:.4g} at epoch {st.best_row['epoch']})")
-                new_best = False
-                if keep is not None:
-                    v = row.get(str(keep))
-                    if improved(v, st.keep_best, mode_of(keep), 0.0):
-                        st.keep_best, new_best = v, True
-                if stop_reason is None and when is not None:
-                    v = row.get(str(when.monitor))
-                    if v is not None and _CMP[when.op](v, when.value):
-                        stop_reason = f"threshold reached: {when.monitor} = {v:.4g} {when.op} {when.value:g}"
-                if stop_reason is None and st.step >= n_steps:
-                    stop_reason = f"reached stop.max ({mx.value:g} {mx.unit.value})"
-                if new_best or (every_epochs and epoch % every_epochs == 0) or \
-                        (every_steps and st.step % every_steps == 0):
-                    st.train_seconds, st.stopped = elapsed(), stop_reason
-                    try:
-                        save_checkpoint(best=new_best)
-                    except (OSError, rundir.RunDirError) as e:
-                        why = e.strerror if isinstance(e, OSError) and e.strerror else e
-                        stop_reason = f"could not write a checkpoint ({why}); the previous one is intact"
-        except KeyboardInterrupt:  # a second Ctrl-C: stop now, keep the last checkpoint
-            stop_reason = "interrupted"
-        finally:
-            metrics_file.close()
+    def epoch(self) -> None:
+        """One epoch (or the rest of one, after a resume): its steps, its row, then the rules in order."""
+        st = self.st
+        if st.batch_index == 0:  # a new epoch
+            st.epoch += 1
+            self.order = epoch_order(self.spec, self.ds.y_train, self.rng)
+        epoch = st.epoch
+        t_epoch = time.perf_counter()
+        if self.spec.data.augment:
+            self.augment(epoch)
+        lr, steps_this_epoch = self.steps(epoch, t_epoch)
+        if self.interrupt.requested:  # stop between steps, resumable from exactly here
+            st.train_seconds = self.elapsed()
+            self.save_checkpoint()
+            self.stop_reason = "interrupted"
+            return
+        st.batch_index = 0
+        row, why = self.end_epoch(epoch, lr, steps_this_epoch, t_epoch)
+        if why:
+            self.diverged(why)
+            return
+        self.improvement(row)
+        new_best = self.new_best(row)
+        self.thresholds(row)
+        self.checkpoint(epoch, new_best)
 
-    history = st.history
-    restored = False
-    if early is not None and early.restore_best and best_state is not None and history \
-            and st.best_row is not history[-1] and st.best_row != history[-1]:
-        for k, t in program.state().items():
-            assign(t, best_state[k])
-        restored = True
-    final = dict(st.best_row) if restored else dict(history[-1]) if history else {}
-    # non-scalar metrics (a confusion matrix) of the model as saved
-    reports = {k: v for k, v in evaluate().items() if isinstance(v, list)} if history else {}
-    test = None
-    if program.test_step is not None and history:  # the held-out split, once, on the model as saved
-        test = evaluate(program.test_step, chunks(program.n_test), program.n_test, ds.y_test)
-        reports.update({f"test.{k}": v for k, v in test.items() if isinstance(v, list)})
-        test = {f"test.{k}": v for k, v in test.items() if not isinstance(v, list)}
-    weights_sha = _save(program, out_dir / "model.safetensors")
-    seconds = time.perf_counter() - t0
-    result = Result(out_dir=out_dir, stop_reason=stop_reason, epochs=st.epoch, steps=st.step, seconds=seconds,
-                    history=history, best=st.best_row, final=final, baseline=baseline(spec, ds), reports=reports,
-                    test=test)
-    summary = {
-        "spec": spec.path,
-        "stop_reason": stop_reason,
-        "epochs": st.epoch,
-        "steps": st.step,
-        "wall_time_s": round(seconds, 3),
-        "startup_s": round(startup, 3) if startup is not None else None,  # until the jitted step was captured
-        "device": program.device,
-        "restored_best": restored,
-        "resumes": st.resumes,
-        "final": final,
-        "best": st.best_row,
-        "last": history[-1] if history else None,
-        "examples": {"train": program.n_train, "val": program.n_val},
-        "baseline": result.baseline,
-        "reports": reports,
-        "test": test,
-        "classes": [c if isinstance(c, (int, str)) else str(c) for c in ds.classes] if ds.classes else None,
-        "files": {"model.safetensors": weights_sha},  # eval, predict and from() check the weights against it
-    }
-    _write_json(out_dir / "summary.json", summary)
-    return result
+    def augment(self, epoch: int) -> None:
+        """This epoch's augmented inputs, into the very buffer the jitted step reads."""
+        from tinygrad import Tensor, dtypes
+
+        ds, program = self.ds, self.program
+        x = epoch_inputs(ds.x_train_raw, ds.normalizer, self.spec.data.augment, self.spec.run.seed, epoch)
+        x = x.astype(np.int32) if program.x_train.dtype == dtypes.int32 else x
+        program.x_train.assign(Tensor(x, dtype=program.x_train.dtype)).realize()
+
+    def steps(self, epoch: int, t_epoch: float) -> tuple[float, int]:
+        """The epoch's optimizer steps, until its end, stop.max, an interrupt or the time budget: the lr of the
+        last step (the one an epoch logs) and how many steps ran."""
+        st, program, batch, micro, budget = self.st, self.program, self.batch, self.micro, self.spec.stop.budget
+        steps_this_epoch = 0
+        lr = self.lr_at(st.step) * st.lr_scale  # the lr logged for an epoch is that of its last step
+        for b in range(st.batch_index, self.per_epoch):
+            if st.step >= self.n_steps:
+                break
+            lr = self.lr_at(st.step) * st.lr_scale
+            first = b * batch * micro
+            program.step([self.order[first + i * batch:first + (i + 1) * batch] for i in range(micro)], lr)
+            st.step += 1
+            st.batch_index = b + 1
+            steps_this_epoch += 1
+            self.fault("step", st.step)
+            if steps_this_epoch == 2 and self.startup is None:  # TinyJit has captured the step: replay from here
+                program.train_acc.numpy()
+                self.startup = time.perf_counter() - self.t0
+                self.compile_in_epoch = time.perf_counter() - t_epoch
+            if self.interrupt.requested:
+                break
+            if self.every_steps and st.step % self.every_steps == 0 and b + 1 < self.per_epoch:
+                st.train_seconds = self.elapsed()
+                self.save_checkpoint()
+            if self.progress.want_step():
+                acc = program.train_acc.numpy()
+                rate = steps_this_epoch * batch * micro / max(time.perf_counter() - t_epoch, 1e-9)
+                eta = (self.n_steps - st.step) * batch * micro / rate if rate > 0 else None
+                self.progress.step(epoch, self.max_epochs, st.step, b + 1, self.per_epoch,
+                                   float(acc[0] / max(acc[1], 1)), rate, lr=lr, eta=eta)
+            if budget and self.elapsed() > budget:
+                self.stop_reason = f"time budget of {budget:g} s used"
+                break
+        return lr, steps_this_epoch
+
+    def end_epoch(self, epoch: int, lr: float, steps_this_epoch: int, t_epoch: float) -> tuple[dict, str | None]:
+        """The epoch's row (train and val values, gradient norms, time), logged and shown; why it diverged."""
+        from tinygrad import Tensor
+
+        from ..compiler.lower import finish_train
+
+        program, st, batch, micro = self.program, self.st, self.batch, self.micro
+        acc = program.train_acc.numpy()  # also waits for the epoch's last step
+        gacc = program.grad_acc.numpy()
+        train_seconds = time.perf_counter() - t_epoch
+        program.train_acc.assign(Tensor.zeros(program.train_acc.shape)).realize()
+        program.grad_acc.assign(Tensor.zeros(program.grad_acc.shape)).realize()
+        train = finish_train(program, acc)
+        val = self.evaluate()
+        seconds = time.perf_counter() - t_epoch
+        row = {"epoch": epoch, "step": st.step, "lr": lr}
+        row.update({f"train.{k}": v for k, v in train.items()})
+        row.update({f"val.{k}": v for k, v in val.items() if not isinstance(v, list)})
+        steps_done = int(round(float(acc[1]) / max(batch * micro, 1))) if acc[1] else 0
+        if steps_done:
+            row["grad_norm"] = float(gacc[0]) / steps_done  # mean global norm before clipping
+            row["grad_norm_max"] = float(gacc[1])
+        if program.loss_scale is not None:  # f16: dynamic loss scaling
+            scale = program.loss_scale.numpy()
+            row["loss_scale"], row["skipped_steps"] = float(scale[0]), int(scale[2])
+        row["time"] = round(self.elapsed(), 3)
+        why = diverged(train["loss"], val["loss"], st.best_train, self.guard)
+        if why:
+            row["diverged"] = why
+        st.history.append(row)
+        self.metrics_file.write(json.dumps(json_safe(row), allow_nan=False) + "\n")
+        self.metrics_file.flush()
+        # throughput without the one-off tracing and compiling of the first steps
+        first = len(st.history) == 1
+        fast_steps = steps_this_epoch - (2 if self.compile_in_epoch and first else 0)
+        fast_seconds = train_seconds - (self.compile_in_epoch if first else 0.0)
+        rate = fast_steps * batch * micro / fast_seconds if fast_steps > 0 and fast_seconds > 0 else 0.0
+        self.progress.epoch(row, self.max_epochs, seconds, rate,
+                            note=f"incl. {self.compile_in_epoch:.1f}s compiling" if first and self.startup else None)
+        return row, why
+
+    # ---- the rules, after each epoch ----
+
+    def diverged(self, why: str) -> None:
+        """stop.diverge: roll back to the last good state with a lower lr (while retries last), else stop."""
+        st, guard = self.st, self.guard
+        if guard and guard.action == "rollback" and self.snapshot is not None and st.rollbacks < guard.retries:
+            st.rollbacks += 1
+            st.lr_scale *= guard.lr_factor
+            snapshot = self.snapshot
+            st.epoch, st.step = snapshot["epoch"], snapshot["step"]
+            self.lr_at.restore(snapshot["schedule"])
+            for k, t in {**self.program.state(), **self.program.optimizer_state()}.items():
+                self.assign(t, snapshot["tensors"][k])
+            self.progress.write(f"diverged ({why}): rolled back to epoch {st.epoch}, lr x{guard.lr_factor:g} "
+                                f"(roll-back {st.rollbacks} of {guard.retries})")
+            return
+        tried = f" after {st.rollbacks} roll-back(s)" if st.rollbacks else ""
+        self.stop_reason = f"diverged{tried}: {why}; lower the learning rate or clip gradients"
+
+    def improvement(self, row: dict) -> None:
+        """A good epoch: the best train loss, a plateau schedule, the roll-back snapshot, early stopping."""
+        st, early = self.st, self.early
+        train_loss = row["train.loss"]
+        st.best_train = train_loss if st.best_train is None else min(st.best_train, train_loss)
+        lr_note = self.lr_at.observe(row)  # a plateau schedule lowers the lr here
+        if lr_note:
+            self.progress.write(lr_note)
+        if self.guard and self.guard.action == "rollback":
+            self.snapshot = self.take_snapshot()
+        value = row.get(str(self.monitor))
+        if improved(value, st.best_value, self.monitor_mode, self.min_delta, self.relative):
+            st.best_value, st.best_row, st.bad_epochs = value, row, 0
+            if early is not None and early.restore_best:
+                self.best_state = self.host(self.program.state())
+        else:
+            st.bad_epochs += 1
+            if early is not None and st.bad_epochs >= early.patience:
+                by = f" by {early.min_delta * 100:g}%" if self.relative else f" by {early.min_delta:g}" \
+                    if early.min_delta else ""
+                self.stop_reason = (f"early stopping: {early.monitor} did not improve{by} for {early.patience} "
+                                    f"epochs (best {st.best_value:.4g} at epoch {st.best_row['epoch']})")
+
+    def new_best(self, row: dict) -> bool:
+        """checkpoint.keep: whether this epoch is the best one so far by its metric."""
+        if self.keep is not None:
+            v = row.get(str(self.keep))
+            if improved(v, self.st.keep_best, mode_of(self.keep), 0.0):
+                self.st.keep_best = v
+                return True
+        return False
+
+    def thresholds(self, row: dict) -> None:
+        """stop.when, then stop.max (unless an earlier rule stopped the run)."""
+        when = self.when
+        if self.stop_reason is None and when is not None:
+            v = row.get(str(when.monitor))
+            if v is not None and _CMP[when.op](v, when.value):
+                self.stop_reason = f"threshold reached: {when.monitor} = {v:.4g} {when.op} {when.value:g}"
+        if self.stop_reason is None and self.st.step >= self.n_steps:
+            self.stop_reason = f"reached stop.max ({self.mx.value:g} {self.mx.unit.value})"
+
+    def checkpoint(self, epoch: int, new_best: bool) -> None:
+        """checkpoint.every (and a new best): save; a failed write stops the run, the previous one intact."""
+        st, every_epochs, every_steps = self.st, self.every_epochs, self.every_steps
+        if new_best or (every_epochs and epoch % every_epochs == 0) or (every_steps and st.step % every_steps == 0):
+            st.train_seconds, st.stopped = self.elapsed(), self.stop_reason
+            try:
+                self.save_checkpoint(best=new_best)
+            except (OSError, rundir.RunDirError) as e:
+                why = e.strerror if isinstance(e, OSError) and e.strerror else e
+                self.stop_reason = f"could not write a checkpoint ({why}); the previous one is intact"
+
+    # ---- the end of the run ----
+
+    def finish(self) -> Result:
+        """The best weights back (restore_best), the final evaluation and test, the weights and summary.json."""
+        st, program, ds, early, history = self.st, self.program, self.ds, self.early, self.st.history
+        restored = False
+        if early is not None and early.restore_best and self.best_state is not None and history \
+                and st.best_row is not history[-1] and st.best_row != history[-1]:
+            for k, t in program.state().items():
+                self.assign(t, self.best_state[k])
+            restored = True
+        final = dict(st.best_row) if restored else dict(history[-1]) if history else {}
+        # non-scalar metrics (a confusion matrix) of the model as saved
+        reports = {k: v for k, v in self.evaluate().items() if isinstance(v, list)} if history else {}
+        test = None
+        if program.test_step is not None and history:  # the held-out split, once, on the model as saved
+            test = self.evaluate(program.test_step, eval_chunks(program, program.n_test), program.n_test, ds.y_test)
+            reports.update({f"test.{k}": v for k, v in test.items() if isinstance(v, list)})
+            test = {f"test.{k}": v for k, v in test.items() if not isinstance(v, list)}
+        weights_sha = _save(program, self.out_dir / "model.safetensors")
+        seconds = time.perf_counter() - self.t0
+        result = Result(out_dir=self.out_dir, stop_reason=self.stop_reason, epochs=st.epoch, steps=st.step,
+                        seconds=seconds, history=history, best=st.best_row, final=final,
+                        baseline=baseline(self.spec, ds), reports=reports, test=test)
+        _write_json(self.out_dir / "summary.json", self.summary(result, restored, weights_sha))
+        return result
+
+    def summary(self, result: Result, restored: bool, weights_sha: str) -> dict:
+        """summary.json's content."""
+        st, history, ds, program = self.st, result.history, self.ds, self.program
+        return {
+            "spec": self.spec.path,
+            "stop_reason": result.stop_reason,
+            "epochs": st.epoch,
+            "steps": st.step,
+            "wall_time_s": round(result.seconds, 3),
+            "startup_s": round(self.startup, 3) if self.startup is not None else None,  # until the step was captured
+            "device": program.device,
+            "restored_best": restored,
+            "resumes": st.resumes,
+            "final": result.final,
+            "best": st.best_row,
+            "last": history[-1] if history else None,
+            "examples": {"train": program.n_train, "val": program.n_val},
+            "baseline": result.baseline,
+            "reports": result.reports,
+            "test": result.test,
+            "classes": [c if isinstance(c, (int, str)) else str(c) for c in ds.classes] if ds.classes else None,
+            "files": {"model.safetensors": weights_sha},  # eval, predict and from() check the weights against it
+        }
 
 
 def _check_resume(folder: Path, saved: dict, parts: dict, program, n_phases: int, per_epoch: int, n_order: int,
@@ -831,10 +939,12 @@ def _check_resume(folder: Path, saved: dict, parts: dict, program, n_phases: int
         ck.check_tensors("snapshot", parts["snapshot"], _tensor_specs({**program.state(), **program.optimizer_state()}))
 
 
-def _fault_in_save(n: int) -> None:
-    """TRAINC_FAULT=checkpoint:N: kill the process half-way through writing the Nth checkpoint."""
-    ck.FAULT_HOOK = (lambda: _fault("checkpoint", n)) if os.environ.get("TRAINC_FAULT") == f"checkpoint:{n}" \
-        else None
+def _fault_in_save(n: int, fault: Callable[[str, int], None] | None = None) -> Callable[[], None] | None:
+    """The hook handed to the writer of the Nth checkpoint: with TRAINC_FAULT=checkpoint:N, `fault` (default
+    `_fault`) kills the process half-way through the write. None otherwise."""
+    if env.get("TRAINC_FAULT") != f"checkpoint:{n}":
+        return None
+    return partial(fault or _fault, "checkpoint", n)
 
 
 def _schedule_json(state: list) -> list:

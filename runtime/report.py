@@ -159,8 +159,7 @@ def model_summary(run_dir: Path, summary: dict) -> str:
     """The spec's `trainc summary` table, from DIR/spec.train with the --set overrides of DIR/run.json (checked as
     `trainc eval` checks them), applied as `trainc run` applied them. Never from the spec path summary.json names:
     that file is outside the run directory, and the run directory is not trusted to choose what is read."""
-    from ..compiler import check_file, parse
-    from ..compiler.overrides import apply_overrides
+    from ..compiler import SpecError, compile_spec
     from ..compiler.summary import render
     from .inference import load_run_record
 
@@ -178,10 +177,12 @@ def model_summary(run_dir: Path, summary: dict) -> str:
     except RunDirError as e:
         return f"(no model summary: {e})"
     try:
-        spec, problems = check_file(apply_overrides(parse(text, str(spec_file)), list(overrides), {}), str(spec_file))
-        if any(d.is_error for d in problems):
-            raise ValueError(next(d.message for d in problems if d.is_error))
-        return render(spec)
+        compiled = compile_spec(text, str(spec_file), list(overrides), allow=None)  # the pipeline of `trainc run`
+        if compiled.syntax:
+            raise SpecError(compiled.syntax)
+        if compiled.failed:
+            raise ValueError(next(d.message for d in compiled.problems if d.is_error))
+        return render(compiled.spec)
     except Exception as e:  # a spec edited or broken since the run: the report goes on without it
         why = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         return f"(no model summary: {spec_file} cannot be read as a spec: {why})"

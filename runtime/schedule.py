@@ -21,30 +21,36 @@ from ..compiler import catalog as C
 from ..compiler import ir
 
 
-def _warmup(base, s, n, start=0.0):
+@C.SCHEDULES.implement("warmup")
+def _warmup(base, s, n, start):
     # (s + 1) / n: the first step already trains; the phase's last step reaches the full lr
     return base * (start + (1.0 - start) * min(1.0, (s + 1) / n))
 
 
+@C.SCHEDULES.implement("step")
 def _step(base, s, n, every, gamma):
     return base * gamma ** (s // every)
 
 
+@C.SCHEDULES.implement("multistep")
 def _multistep(base, s, n, milestones, gamma):
     """base · gamma^(number of milestones <= s); `milestones` in steps, sorted (repeats count twice, as in torch)."""
     return base * gamma ** bisect.bisect_right(milestones, s)
 
 
+@C.SCHEDULES.implement("exponential")
 def _exponential(base, s, n, gamma, per_epoch):
     """base · gamma^(s / steps_per_epoch): at every epoch's first step, torch's ExponentialLR stepped per epoch."""
     return base * gamma ** (s / per_epoch)
 
 
-def _cosine(base, s, n, to=0.0):
+@C.SCHEDULES.implement("cosine")
+def _cosine(base, s, n, to):
     return to + (base - to) * 0.5 * (1.0 + math.cos(math.pi * min(s, n) / n))
 
 
-def _cosine_restarts(base, s, n, period, mult=1, to=0.0):
+@C.SCHEDULES.implement("cosine_restarts")
+def _cosine_restarts(base, s, n, period, mult, to):
     """to + (base - to)·(1 + cos(pi·t/T))/2, t = steps into the current cycle of T = period·mult^i steps."""
     t, length = s, period
     if mult == 1:
@@ -56,6 +62,7 @@ def _cosine_restarts(base, s, n, period, mult=1, to=0.0):
     return to + (base - to) * 0.5 * (1.0 + math.cos(math.pi * t / length))
 
 
+@C.SCHEDULES.implement("cyclic")
 def _cyclic(base, s, n, low, high, period):
     """low + (high - low)·(1 - |2·frac(s / period) - 1|): torch's CyclicLR(mode="triangular",
     step_size_up = step_size_down = period / 2). The optimizer's lr (`base`) is not used."""
@@ -64,7 +71,8 @@ def _cyclic(base, s, n, low, high, period):
     return low + (high - low) * scale
 
 
-def _one_cycle(base, s, n, max_lr, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
+@C.SCHEDULES.implement("one_cycle")
+def _one_cycle(base, s, n, max_lr, pct_start, div_factor, final_div_factor):
     """torch's OneCycleLR(total_steps = n, anneal_strategy="cos", three_phase=False): from
     initial = max_lr/div_factor up to max_lr until step pct_start·n - 1, then down to
     initial/final_div_factor at step n - 1, each part a half cosine. `base` is not used."""
@@ -80,29 +88,21 @@ def _one_cycle(base, s, n, max_lr, pct_start=0.3, div_factor=25.0, final_div_fac
     raise AssertionError("unreachable")
 
 
-def _polynomial(base, s, n, power=1.0, to=0.0):
+@C.SCHEDULES.implement("polynomial")
+def _polynomial(base, s, n, power, to):
     """to + (base - to)·(1 - s/n)^power: torch's PolynomialLR(total_iters = n) when to = 0."""
     return to + (base - to) * (1.0 - min(s, n) / n) ** power
 
 
+@C.SCHEDULES.implement("plateau")
 def _plateau(base, s, n, factor, min_lr, reductions=0, **_):
     """base · factor^k after k reductions, never reduced below min_lr (the lr is flat between reductions)."""
     return base if reductions == 0 else max(base * factor ** reductions, min_lr)
 
 
-PHASE_LR = {  # (base lr, step within phase, phase length in steps, **args) -> lr
-    "constant": lambda base, s, n: base,
-    "warmup": _warmup,
-    "step": _step,
-    "multistep": _multistep,
-    "exponential": _exponential,
-    "cosine": _cosine,
-    "cosine_restarts": _cosine_restarts,
-    "cyclic": _cyclic,
-    "one_cycle": _one_cycle,
-    "polynomial": _polynomial,
-    "plateau": _plateau,
-}
+C.SCHEDULES.implement("constant")(lambda base, s, n: base)
+# (base lr, step within phase, phase length in steps, **args) -> lr: the registry's own table
+PHASE_LR = C.SCHEDULES.table()
 
 PLATEAU_EPS = 1e-8  # torch's `eps`: a reduction smaller than this is ignored
 
@@ -225,7 +225,7 @@ class LrSchedule:
             return self.base
         args = ph.args if ph.plateau is None else {**ph.args, "reductions": ph.plateau.reductions}
         # past its end, the last phase holds the lr of its last step
-        return float(PHASE_LR[ph.kind](self.base, min(step - ph.begin, ph.n - 1), ph.n, **args))
+        return float(C.SCHEDULES.impl(ph.kind)(self.base, min(step - ph.begin, ph.n - 1), ph.n, **args))
 
     def observe(self, row: dict) -> str | None:
         """Report an epoch's metrics row (`step`, `val.loss`, ...), after the epoch. A `plateau` phase

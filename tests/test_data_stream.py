@@ -25,6 +25,7 @@ import pytest
 
 from trainc.compiler import ir
 from trainc.runtime import data as data_module
+from trainc.runtime import tables  # the streaming reads: CHUNK_CELLS, BLOCK_BYTES
 from trainc.runtime.data import DataError, load_data
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -198,8 +199,8 @@ def test_streaming_in_any_chunks_reads_the_same(tmp_path, monkeypatch, case):
     content, code, words = STREAMED[case]
     (tmp_path / "d.csv").write_bytes(content)
     whole = outcome(spec_data("csv", "d.csv"), tmp_path)
-    monkeypatch.setattr(data_module, "CHUNK_CELLS", 1)  # a row per chunk
-    monkeypatch.setattr(data_module, "BLOCK_BYTES", 1)  # a byte per block: every line end and character split
+    monkeypatch.setattr(tables, "CHUNK_CELLS", 1)  # a row per chunk
+    monkeypatch.setattr(tables, "BLOCK_BYTES", 1)  # a byte per block: every line end and character split
     pieces = outcome(spec_data("csv", "d.csv"), tmp_path)
     assert whole[0] == pieces[0] == ("ok" if code == "ok" else "error")
     if code == "ok":

@@ -17,9 +17,8 @@ from typing import List, Optional
 
 import typer
 
-from .compiler import ir, lint as lint_text
+from .compiler import Compiled, env, ir
 from .compiler.diagnostics import Diagnostic, SpecError
-from .compiler.parse import parse
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="trainc: a declarative training language for deep learning, compiled to tinygrad.")
@@ -40,7 +39,7 @@ def _options(version: bool = typer.Option(False, "--version", is_eager=True, cal
 
 
 def _color(stream) -> bool:
-    return stream.isatty() and not os.environ.get("NO_COLOR")
+    return stream.isatty() and not env.get("NO_COLOR")
 
 
 def _print_diags(diags: list[Diagnostic], sources: dict[str, str]) -> None:
@@ -90,49 +89,27 @@ def _read(path: str, problems: list[Diagnostic] | None = None) -> str:
     return refuse(found, text) if found else text
 
 
-def _apply_overrides(file: ir.File, sets: list[str], sources: dict[str, str]) -> ir.File:
-    """`--set stop.max="3 epochs"`: replace (or add) one setting before the spec is resolved; a malformed
-    --set is a usage error (exit 2), a value that does not parse a diagnostic (SpecError)."""
-    from .compiler.overrides import OverrideError, apply_overrides
-
-    try:
-        return apply_overrides(file, sets, sources)
-    except OverrideError as e:
-        _usage(str(e))
+def _allowed(allow: list[str]) -> tuple[str, ...]:
+    """--allow W302 --allow W401,W402: the codes, each stripped."""
+    return tuple(c.strip() for a in allow for c in a.split(",") if c.strip())
 
 
-def _analyze(path: str, sets: list[str] | None = None) -> tuple[ir.Spec, dict[str, str]]:
-    spec, sources, _ = _analyze_file(path, sets)
-    return spec, sources
-
-
-def _analyze_file(path: str, sets: list[str] | None = None,
-                  allow: tuple[str, ...] = ()) -> tuple[ir.Spec, dict[str, str], ir.File]:
-    """parse -> --set overrides -> resolve -> check; diagnostics printed and exit 1 on errors.
+def _compile(path: str, sets: list[str] | None = None, allow: tuple[str, ...] = (), until: str = "check") -> Compiled:
+    """The spec at `path` (- for stdin) through the pipeline (compiler.compile_spec); its problems printed
+    (warnings shown, the command goes on), exit 1 on an error. A malformed --set is a usage error (exit 2).
     Warnings allowed by `allow` or a `# trainc: allow CODE` comment on their line are not shown."""
-    from .compiler import check_file
-    from .compiler.rules import silence
+    from .compiler import OverrideError, compile_spec
 
     text = _read(path)
-    sources = {path: text}
     try:
-        file = parse(text, path)
-    except SpecError:  # a syntax error: refuse with the report of `trainc lint`, every problem in the file
-        _print_diags(lint_text(text, path), sources)
-        raise typer.Exit(1) from None
-    try:
-        if sets:
-            file = _apply_overrides(file, sets, sources)
-    except SpecError as e:
-        _print_diags(e.diagnostics, sources)
-        raise typer.Exit(1) from None
-    spec, problems = check_file(file, path)
-    problems = silence(problems, text, allow)
-    if problems:  # warnings are shown and the run goes on; errors stop it
-        _print_diags(problems, sources)
-    if any(d.is_error for d in problems):
-        raise typer.Exit(1) from None
-    return spec, sources, file
+        compiled = compile_spec(text, path, sets or (), until=until, allow=allow)
+    except OverrideError as e:
+        _usage(str(e))
+    if compiled.problems:
+        _print_diags(list(compiled.problems), compiled.sources)
+    if compiled.syntax or compiled.failed:
+        raise typer.Exit(1)
+    return compiled
 
 
 @app.command()
@@ -153,8 +130,9 @@ def run(
     allow: List[str] = typer.Option([], "--allow", metavar="CODE", help="silence a warning: --allow W302"),
 ):
     """Train a spec: check it, load the data, compile the step and run the loop."""
-    allowed = tuple(c.strip() for a in allow for c in a.split(",") if c.strip())
-    spec, sources, file = _analyze_file(spec_path, set_, allowed)
+    allowed = _allowed(allow)
+    compiled = _compile(spec_path, set_, allowed)
+    spec, sources = compiled.spec, compiled.sources
     from .compiler.operative import operative
     from .compiler.summary import over_memory
     from .runtime import rundir
@@ -170,7 +148,7 @@ def run(
         _usage("--resume does not apply to k-fold runs; run the folds again")
     out_dir = _resume_dir(resume, stem, out) if resume is not None else \
         out or Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    r = _Run(spec=spec, sources=sources, doc=operative(spec, file), spec_path=spec_path, sets=list(set_),
+    r = _Run(spec=spec, sources=sources, doc=operative(spec, compiled.file), spec_path=spec_path, sets=list(set_),
              base=Path(spec_path).resolve().parent if spec_path != "-" else Path.cwd(), out_dir=out_dir,
              progress=Progress(quiet=quiet, json_lines=log_format == "json"))
     try:
@@ -462,6 +440,12 @@ def _data_checkable(spec: ir.Spec, found: list[Diagnostic]) -> bool:
     return bool(spec.model.inputs) and not inside and data.line > 0
 
 
+def _lint_data(path: str, skipped: list[str]):
+    """lint's data checks, as compile_spec's `data` pass: run when `_data_checkable` (other errors elsewhere do
+    not hide the data's findings); what could not be checked is added to `skipped`."""
+    return lambda spec, found: _data_checks(spec, path, skipped) if _data_checkable(spec, found) else []
+
+
 def confusion_table(matrix: list[list[int]], classes) -> str:
     """Rows: true class; columns: predicted class."""
     labels = [str(c) for c in (classes or range(len(matrix)))]
@@ -501,9 +485,8 @@ def lint(paths: List[str] = typer.Argument(..., metavar="PATH...",
     """Check specs without running anything: syntax, names, arguments, units, shapes, and the data.
 
     Exit 0 when clean, 1 with any finding (error or warning), 2 on a usage or internal error."""
-    from .compiler import lint_spec
+    from .compiler import compile_spec
     from .compiler.formats import FORMATS, render
-    from .compiler.rules import silence
 
     if format_ not in FORMATS:
         _usage(f"--format takes {', '.join(FORMATS)}; not {format_!r}")
@@ -511,24 +494,20 @@ def lint(paths: List[str] = typer.Argument(..., metavar="PATH...",
     unread: list[Diagnostic] = []  # files that are not specs (not UTF-8, too large, unreadable): one problem each
     texts = {path: _read(path, unread) for path in files}  # every file is read before any is reported
     sources, diags, crashed, notes = {}, list(unread), [], []
-    allowed = tuple(c.strip() for a in allow for c in a.split(",") if c.strip())
+    allowed = _allowed(allow)
     for path, text in texts.items():
         name = "<stdin>" if path == "-" else path
         sources[name] = text
         if any(d.span.file == name for d in unread):
             continue
+        skipped: list[str] = []
         try:  # a bug met in one file is reported, at the end; the other files are still checked
-            spec, found = lint_spec(text, name)
-            skipped: list[str] = []
-            if data and _data_checkable(spec, found):  # other errors elsewhere do not hide the data's findings
-                more = _data_checks(spec, path, skipped)
-                seen = {(d.code, d.span) for d in found}
-                found += [d for d in more if (d.code, d.span) not in seen]
-            found = silence(found, text, allowed)
+            found = list(compile_spec(text, name, allow=allowed, data=_lint_data(path, skipped) if data else None
+                                      ).problems)
             if data and not found:  # "no problems" says what it could not check
                 notes += [f"note: {name}: {why}" for why in skipped]
         except Exception as e:
-            if os.environ.get("TRAINC_DEBUG"):
+            if env.on("TRAINC_DEBUG"):
                 raise
             from .compiler.diagnostics import clip, visible
 
@@ -590,7 +569,8 @@ def schedule(
     set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="override a setting, as for run"),
 ):
     """Preview the learning-rate schedule over the whole run, without training."""
-    spec, sources = _analyze(spec_path, set_)
+    compiled = _compile(spec_path, set_)
+    spec, sources = compiled.spec, compiled.sources
     from .runtime import preview
     from .runtime.schedule import epoch_steps, run_steps
 
@@ -633,7 +613,7 @@ def summary(
     set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="override a setting, as for run"),
 ):
     """Each node's output shape, parameter count and FLOPs per example, and a memory estimate."""
-    spec, _ = _analyze(spec_path, set_)
+    spec = _compile(spec_path, set_).spec
     from .compiler.summary import render
 
     print(render(spec))
@@ -651,17 +631,41 @@ def compile_(
 
     if emit not in ("ast", "ir"):
         _usage(f"--emit takes ast or ir, not {emit!r}")
-    if emit == "ast":
-        text = _read(spec_path)
-        sources = {spec_path: text}
-        try:
-            node = _apply_overrides(parse(text, spec_path), set_, sources)
-        except SpecError as e:
-            _print_diags(e.diagnostics, sources)
-            raise typer.Exit(1) from None
-    else:
-        node, _ = _analyze(spec_path, set_)
-    sys.stdout.write(to_yaml(node))
+    compiled = _compile(spec_path, set_, until="parse" if emit == "ast" else "check")
+    sys.stdout.write(to_yaml(compiled.file if emit == "ast" else compiled.spec))
+
+
+def _trials_monitor(spec_path: str, text: str, sources: dict[str, str], plans: list[dict[str, str]],
+                    sets: list[str]):
+    """Every trial's spec through the pipeline before any trial runs: a syntax error, or a problem of any trial
+    (each shown once, however many trials share it), stops the sweep. Returns the one monitor they rank by."""
+    from .compiler import OverrideError, compile_spec
+    from .compiler.diagnostics import render
+    from .runtime import sweep as sw
+
+    parsed = compile_spec(text, spec_path, until="parse")
+    if parsed.problems:
+        _print_diags(list(parsed.problems), {**sources, **parsed.sources})
+        raise typer.Exit(1)
+    shown: dict[tuple, tuple[str, bool]] = {}  # problem -> (rendered, is an error)
+    monitors: dict[sw.Monitor, dict] = {}
+    for overrides in plans:
+        try:  # allow=None: every warning, those a `# trainc: allow` comment names too
+            trial = compile_spec(text, spec_path, [*sets, *sw.as_sets(overrides)], allow=None)
+        except OverrideError as e:
+            _usage(str(e))
+        srcs = {**sources, **trial.sources}
+        for d in trial.problems:  # the same problem in many trials (a bad key) is shown once
+            key = (d.code, d.message, str(d.span))
+            shown.setdefault(key, (render(d, srcs.get(d.span.file), _color(sys.stderr)), d.is_error))
+        if trial.spec is not None and not trial.failed:
+            monitors.setdefault(sw.monitor(trial.spec), overrides)
+    _report_trial_problems(shown)
+    if len(monitors) > 1:
+        _usage("the trials monitor different metrics (" + "; ".join(
+            f"{m.metric} with {' '.join(sw.as_sets(o)) or 'the spec as is'}" for m, o in monitors.items())
+            + "); a sweep ranks its trials by one: set the monitor with --set, not --grid or --range")
+    return next(iter(monitors))
 
 
 def _report_trial_problems(shown: dict[tuple, tuple[str, bool]]) -> None:
@@ -710,8 +714,6 @@ def sweep(
     force: bool = typer.Option(False, "--force", help="replace the finished runs of an earlier sweep in --out"),
 ):
     """Train a spec once per setting of a grid (or per random draw), in parallel, and rank the runs."""
-    from .compiler import check_file
-    from .compiler.diagnostics import render
     from .runtime import sweep as sw
 
     if spec_path == "-":
@@ -722,32 +724,12 @@ def sweep(
         grids = [sw.parse_grid(a, sources) for a in grid]
         ranges = [sw.parse_range(a, sources) for a in range_]
         plans = sw.plan(grids, ranges, random_n, seed, tuple(set_))
-        file = parse(text, spec_path)
     except sw.SweepUsage as e:
         _usage(str(e))
     except SpecError as e:
         _print_diags(e.diagnostics, sources)
         raise typer.Exit(1) from None
-    # Every trial's spec is checked before any trial runs; a problem shared by trials is shown once.
-    shown: dict[tuple, tuple[str, bool]] = {}  # problem -> (rendered, is an error)
-    monitors: dict[sw.Monitor, dict] = {}
-    for overrides in plans:
-        srcs = dict(sources)
-        try:
-            spec, problems = check_file(_apply_overrides(file, [*set_, *sw.as_sets(overrides)], srcs), spec_path)
-        except SpecError as e:
-            spec, problems = None, e.diagnostics
-        for d in problems:  # the same problem in many trials (a bad key) is shown once
-            key = (d.code, d.message, str(d.span))
-            shown.setdefault(key, (render(d, srcs.get(d.span.file), _color(sys.stderr)), d.is_error))
-        if spec is not None and not any(d.is_error for d in problems):
-            monitors.setdefault(sw.monitor(spec), overrides)
-    _report_trial_problems(shown)
-    if len(monitors) > 1:
-        _usage("the trials monitor different metrics (" + "; ".join(
-            f"{m.metric} with {' '.join(sw.as_sets(o)) or 'the spec as is'}" for m, o in monitors.items())
-            + "); a sweep ranks its trials by one: set the monitor with --set, not --grid or --range")
-    mon = next(iter(monitors))
+    mon = _trials_monitor(spec_path, text, sources, plans, list(set_))
     out_dir = _sweep_dir(out, spec_path, force)
     width = max(3, len(str(len(plans) - 1)))
     trials = [sw.Trial(index=i, overrides=o, dir=out_dir / f"trial-{i:0{width}d}") for i, o in enumerate(plans)]
@@ -903,14 +885,14 @@ def _load_run(run_dir: Path) -> tuple[ir.Spec, dict[str, str], Path, bool]:
         sys.stderr.write(f"error: {e}\n")
         raise typer.Exit(1) from None
     try:
-        spec, sources, _ = _analyze_file(str(rec.spec_file), list(rec.overrides))
+        compiled = _compile(str(rec.spec_file), list(rec.overrides))
     except typer.Exit as e:
         if e.exit_code != 2:
             raise
         # a --set of run.json that does not apply to spec.train: the run directory's problem, not the command's
         sys.stderr.write(f"error: {run_dir / 'run.json'}: its overrides do not apply to {rec.spec_file}\n")
         raise typer.Exit(1) from None
-    return spec, sources, rec.base_dir, rec.own
+    return compiled.spec, compiled.sources, rec.base_dir, rec.own
 
 
 def _run_data(spec: ir.Spec, sources: dict[str, str], base: Path, own: bool, run_dir: Path):
@@ -1066,7 +1048,7 @@ def main():
         sys.stderr.write("interrupted\n")
         sys.exit(130)
     except Exception as e:  # an internal error: a bug in trainc, not in the spec
-        if os.environ.get("TRAINC_DEBUG"):
+        if env.on("TRAINC_DEBUG"):
             raise
         sys.stderr.write(f"internal error: {type(e).__name__}: {e}\n"
                          "this is a bug in trainc; rerun with TRAINC_DEBUG=1 for the traceback and report it\n")

@@ -259,10 +259,18 @@ def _define(frames: list[Frame], names: Names) -> None:
 
 REGISTRIES = [r for r in vars(C).values() if isinstance(r, C.Registry)]  # every family, layers first
 
-# `key = ` completes from the catalogue's declaration of what each key's value names (C.KEY_VALUES)
+# `key = ` completes from the catalogue's declaration of each key (catalog/sections.py; C.KEY_VALUES adds the
+# top-level values and model.init, which name registries)
 VALUE_REGISTRY = {k: v for k, v in C.KEY_VALUES.items() if isinstance(v, C.Registry)}  # "" is the top level
-WORDS = {k: v.options if isinstance(v, C.Choice) else ("true", "false")  # bare-word settings
-         for k, v in C.KEY_VALUES.items() if isinstance(v, (C.Choice, C.Bool_))}
+WORDS = {(section, key): d.type.options if isinstance(d.type, C.Choice) else ("true", "false")  # bare-word settings
+         for section, keys in C.sections.KEYS.items() for key, d in keys.items()
+         if isinstance(d.type, (C.Choice, C.Bool_))}
+
+
+def _key_doc(section: str, key: str) -> str:
+    """A section key's documentation, from its declaration: what it means, what it takes, its default."""
+    d = C.sections.key(section, key)
+    return f"{d.doc}\n\ntakes {d.describe()}; default: {d.show_default()}"
 
 SPLITS = ("train", "val")
 KEYWORDS = {"input": "`input NAME: f32[D1, ...]`: the shape of one example, without the batch axis",
@@ -463,7 +471,7 @@ def completions(text: str, position: types.Position, encoding: str = "utf-16") -
             return [_item(s, K.Module, "section") for s in C.SECTIONS]
         if section == "model":
             return [_item(k, K.Keyword, doc=d) for k, d in KEYWORDS.items()]
-        return [_item(k, K.Field, doc=d) for k, d in C.SECTIONS.get(section, {}).items()]
+        return [_item(k, K.Field, doc=_key_doc(section, k)) for k in C.sections.KEYS.get(section, {})]
     if t[1:2] != ["="] or t[-1] not in ("=", "->", "then", "+", "-", "*"):
         return []
     key = t[0]
@@ -562,8 +570,8 @@ def hover(text: str, path: str, position: types.Position, encoding: str = "utf-1
         section = cur.head
         if section == "model" and word in KEYWORDS:
             parts.append(KEYWORDS[word])
-        elif section != "model" and word in C.SECTIONS.get(section, {}):
-            parts.append(f"`{section}.{word}`: {C.SECTIONS[section][word]}")
+        elif section != "model" and word in C.sections.KEYS.get(section, {}):
+            parts.append(f"`{section}.{word}`: {_key_doc(section, word)}")
     if not parts and "." in word and word.split(".")[0] in SPLITS:
         split, metric = word.split(".", 1)
         entry = C.METRICS.get(metric)
@@ -830,6 +838,14 @@ def server():
             h.cancel()
         publish(uri)
 
+    _sync_features(ls, pending, opened, publish, now)
+    _request_features(ls, document, encoding)
+    return ls
+
+
+def _sync_features(ls, pending: dict, opened: set[str], publish, now) -> None:
+    """The document notifications: diagnostics on open and save at once, while typing after DEBOUNCE."""
+
     @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(params: types.DidOpenTextDocumentParams):
         opened.add(params.text_document.uri)
@@ -853,6 +869,10 @@ def server():
         if (h := pending.pop(uri, None)) is not None:
             h.cancel()
         ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+
+
+def _request_features(ls, document, encoding) -> None:
+    """The requests: each a thin handler over the function of the same name above."""
 
     @ls.feature(types.TEXT_DOCUMENT_COMPLETION,
                 types.CompletionOptions(trigger_characters=["(", "[", "{", ",", "=", ">", " "]))
@@ -887,8 +907,6 @@ def server():
         uri = params.text_document.uri
         _, text, path = document(uri)
         return code_actions(text, path, uri, params.range, encoding())
-
-    return ls
 
 
 def serve() -> None:

@@ -5,6 +5,7 @@ A registered function's signature *is* its schema: parameter names, defaults and
 documentation shown by `trainc lint`, the docs and the editor.
 """
 
+import functools
 import inspect
 import math
 from dataclasses import dataclass, field
@@ -214,6 +215,8 @@ class Registry:
         # arguments every entry takes besides its own signature, resolved apart (an optimizer's `groups` and
         # `freeze`, a weight layer's `share`): name -> (what it takes, its default as written)
         self.shared: dict[str, tuple[str, str | None]] = {}
+        # part ("fn", a layer's "make", an optimizer's "state") -> entry name -> implementation; see `implement`
+        self.impls: dict[str, dict[str, Callable]] = {}
 
     def shared_for(self, entry: Entry) -> dict[str, tuple[str, str | None]]:
         """The shared arguments `entry` takes: all of them, except that a layer takes them only if it has weights."""
@@ -228,6 +231,45 @@ class Registry:
             return f
 
         return add(fn) if fn is not None else add
+
+    def implement(self, name: str, **parts: Callable):
+        """Attach the implementation of entry `name`: `@LOSSES.implement("mse")` over the function (part
+        "fn"), other parts by keyword (`@LAYERS.implement("dense", make=_make_dense)`). They live in a
+        table apart from the entries, so the catalogue itself never imports what implements it (tinygrad).
+        An unknown name raises at once, when the implementing module is imported."""
+        if name not in self.entries:
+            raise KeyError(f"{self.kind} {name!r} is implemented but not in the catalogue")
+        for part, fn in parts.items():
+            self.table(part)[name] = fn
+
+        def add(fn: Callable) -> Callable:
+            self.table("fn")[name] = fn
+            return fn
+
+        return add
+
+    def table(self, part: str = "fn") -> dict[str, Callable]:
+        """name -> implementation `part` (the dict itself: replacing an item replaces the implementation)."""
+        return self.impls.setdefault(part, {})
+
+    def impl(self, name: str, part: str = "fn") -> Callable:
+        """The implementation `part` of entry `name`; KeyError if there is none."""
+        return self.impls[part][name]
+
+    def defaulted(self, name: str, fn: Callable | None = None) -> Callable:
+        """`fn` (the implementation of `name`) taking the catalogue's default for every keyword argument left
+        out: for callers outside a spec (tests, tools); a resolved spec always binds every argument."""
+        fn = fn if fn is not None else self.impl(name)
+        defaults = {p.name: p.default for p in self.entries[name].params if p.default is not REQUIRED}
+
+        sig = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def call(*args, **kw):
+            given = sig.bind_partial(*args, **kw).arguments
+            return fn(*args, **kw, **{k: v for k, v in defaults.items() if k not in given})
+
+        return call
 
     def get(self, name: str) -> Entry | None:
         return self.entries.get(name)

@@ -20,10 +20,11 @@ import numpy as np
 from tinygrad import Context, Device, Tensor, TinyJit, dtypes
 
 from .. import ir
+from ..catalog.base import LAYERS, LOSSES, METRICS, OPTIMIZERS
 from ..diagnostics import Diagnostic, SpecError
 from .adapt import GATHER_KERNEL, cpu_threads, program_cache, step_jit
-from .layers import INIT_IMPL, LAYER_IMPL, MAKE, LayerState
-from .losses import LOSS_IMPL, PAIRWISE
+from .layers import INIT_IMPL, LAYER_IMPL, MAKE, LayerState  # noqa: F401 - importing registers the layers
+from .losses import LOSS_IMPL  # noqa: F401 - importing registers the losses
 from .metrics import METRIC_IMPL, MetricCtx, Slot, finish, layout
 from .optim import OK, OPT_IMPL
 
@@ -213,160 +214,184 @@ def _class_weights(weights, class_counts: np.ndarray | None) -> tuple[float, ...
     return tuple(float(w) for w in n / (len(counts) * counts))
 
 
-def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-          target_shift: np.ndarray | None = None, target_scale: np.ndarray | None = None,
-          n_classes: int | None = None, x_test: np.ndarray | None = None, y_test: np.ndarray | None = None) -> Program:
-    """Build the program for a checked spec over arrays already loaded and normalised.
+class _Lowering:
+    """The state the steps of `lower` share, built in the order `lower` calls them (the order fixes the
+    seeded initialisation and the tensors' creation), and the functions the jitted steps trace."""
 
-    Regression targets may be standardised (`target_shift`, `target_scale`): the loss sees them
-    as they are, the metrics see predictions and targets back in the data's units."""
-    program_cache()  # generated kernels kept on disk: a later run skips most of its time to first step
-    device = select_device(spec.run)
-    if device.split(":")[0] == "CPU":
-        cpu_threads()  # the pieces of a large kernel on all cores, not one after another
-    Tensor.manual_seed(spec.run.seed)
-    rng = np.random.default_rng(spec.run.seed)
-    model = spec.model
-    task = spec.data.task
-    classify = task == ir.Task.classification
-    y_dtype = dtypes.int32 if classify else dtypes.float32
-    if classify and n_classes is None:
-        n_classes = int(max(y_train.max(), y_val.max())) + 1
-    class_counts = np.bincount(y_train.astype(np.int64), minlength=n_classes) if classify else None
+    def __init__(self, spec: ir.Spec, y_train: np.ndarray, y_val: np.ndarray, n_classes: int | None):
+        program_cache()  # generated kernels kept on disk: a later run skips most of its time to first step
+        self.spec = spec
+        self.device = select_device(spec.run)
+        if self.device.split(":")[0] == "CPU":
+            cpu_threads()  # the pieces of a large kernel on all cores, not one after another
+        Tensor.manual_seed(spec.run.seed)
+        self.rng = np.random.default_rng(spec.run.seed)
+        self.model = spec.model
+        self.reg = spec.regularization
+        self.classify = spec.data.task == ir.Task.classification
+        self.y_dtype = dtypes.int32 if self.classify else dtypes.float32
+        if self.classify and n_classes is None:
+            n_classes = int(max(y_train.max(), y_val.max())) + 1
+        self.n_classes = n_classes
+        self.class_counts = np.bincount(y_train.astype(np.int64), minlength=n_classes) if self.classify else None
 
-    # Parameters, in layer order so that initialisation is seed-stable.
-    types = {i.name: i.type for i in model.inputs}
-    layers: dict[str, LayerState] = {}
-    for layer in model.layers:
-        owner = ir.argdict(layer.args).get("share")
-        if owner is not None:  # the same LayerState: one set of weights, trained once
-            layers[layer.name] = layers[owner]
-            types[layer.name] = layer.out
-            continue
-        make = MAKE.get(layer.op)
-        st = make(layer, types[layer.inputs[0]], rng) if make else LayerState()
-        st.params = {k: _to_tensor(v) for k, v in st.params.items()}
-        st.buffers = {k: _to_tensor(v) for k, v in st.buffers.items()}
-        layers[layer.name] = st
-        types[layer.name] = layer.out
+    # -- parameters and the optimizer ----------------------------------------------------------------
 
-    # Which parameters train, and with which optimizer settings (groups: the last match wins).
-    opt = spec.optimizer
-    base = ir.argdict(opt.args)
-    trained, frozen, pargs = [], [], {}
-    for ln, st in owners(layers).items():
-        for k, t in st.params.items():
-            name = f"{ln}.{k}"
-            if any(selects(sel, ln) for sel in opt.freeze):
-                frozen.append(name)
+    def build_layers(self) -> None:
+        """Parameters, in layer order so that initialisation is seed-stable."""
+        types = {i.name: i.type for i in self.model.inputs}
+        layers: dict[str, LayerState] = {}
+        for layer in self.model.layers:
+            owner = ir.argdict(layer.args).get("share")
+            if owner is not None:  # the same LayerState: one set of weights, trained once
+                layers[layer.name] = layers[owner]
+                types[layer.name] = layer.out
                 continue
-            a = dict(base)
-            for g in opt.groups:
-                if selects(g.selector, ln):
-                    a.update(dict(g.args))
-            t.requires_grad = True
-            trained.append((name, t, penalties(spec.regularization, ln, t)))
-            pargs[name] = a
-    params = [t for _, t, _ in trained]
+            make = LAYERS.table("make").get(layer.op)
+            st = make(layer, types[layer.inputs[0]], self.rng) if make else LayerState()
+            st.params = {k: _to_tensor(v) for k, v in st.params.items()}
+            st.buffers = {k: _to_tensor(v) for k, v in st.buffers.items()}
+            layers[layer.name] = st
+            types[layer.name] = layer.out
+        self.layers = layers
 
-    make_state, update = OPT_IMPL[opt.kind]
-    opt_state = {name: make_state(t, pargs[name]) for name, t, _ in trained}
-    for s in opt_state.values():
-        for t in s.values():
-            t.realize()
-    step_count = Tensor.zeros(1).contiguous().realize()
-    # f16: [loss scale, steps since the last overflow, steps skipped]
-    loss_scale = Tensor([SCALE_INIT, 0.0, 0.0]).contiguous().realize() if spec.run.precision == ir.DType.f16 else None
+    def select_trained(self) -> None:
+        """Which parameters train, and with which optimizer settings (groups: the last match wins) and penalties."""
+        opt = self.spec.optimizer
+        self.base = ir.argdict(opt.args)
+        trained, frozen, pargs = [], [], {}
+        for ln, st in owners(self.layers).items():
+            for k, t in st.params.items():
+                name = f"{ln}.{k}"
+                if any(selects(sel, ln) for sel in opt.freeze):
+                    frozen.append(name)
+                    continue
+                a = dict(self.base)
+                for g in opt.groups:
+                    if selects(g.selector, ln):
+                        a.update(dict(g.args))
+                t.requires_grad = True
+                trained.append((name, t, penalties(self.spec.regularization, ln, t)))
+                pargs[name] = a
+        self.trained, self.frozen, self.pargs = trained, frozen, pargs
+        self.params = [t for _, t, _ in trained]
 
-    x_dtype = dtypes.int32 if model.inputs[0].type.dtype == ir.DType.i32 else dtypes.float32  # token ids
-    X_tr, Y_tr = _to_tensor(x_train, x_dtype), _to_tensor(y_train, y_dtype)
-    X_va, Y_va = _to_tensor(x_val, x_dtype), _to_tensor(y_val, y_dtype)
-    input_name = model.inputs[0].name
-    values = dict(model.values)
-    terms = [(t, ir.argdict(t.args)) for t in spec.loss.terms]
-    for _, a in terms:
-        if "weights" in a:
-            a["weights"] = _class_weights(a["weights"], class_counts)
-    metric_pred = values[spec.loss.terms[0].pred]  # metrics read the first loss term's prediction
-    pred_width = next((la.out.shape[-1] for la in model.layers if la.name == metric_pred), 1)
-    # r2 sums (y - c) and (y - c)^2 around a centre near the data, so float32 keeps its digits
-    center = None if classify else tuple(float(c) for c in np.ravel(
-        target_shift if target_shift is not None else y_train.mean(0)))
-    ctx = MetricCtx(n_classes=n_classes, n_outputs=pred_width, target_center=center)
-    kinds_args = [(m.kind, ir.argdict(m.args)) for m in spec.metrics]
-    val_slots, val_size = layout(kinds_args, ctx, "val")
-    train_slots, train_size = layout([(k, a) for k, a in kinds_args if METRIC_IMPL[k].scalar], ctx, "train")
-    host_metrics = tuple((k, a) for k, a in kinds_args if METRIC_IMPL[k].host is not None)
-    t_scale = _to_tensor(target_scale) if target_scale is not None else None
-    t_shift = _to_tensor(target_shift) if target_shift is not None else None
+    def build_optimizer_state(self) -> None:
+        """The optimizer's state per trained parameter, the step counter and (f16) the loss scale."""
+        opt = self.spec.optimizer
+        make_state, self.update = OPTIMIZERS.impl(opt.kind, "state"), OPTIMIZERS.impl(opt.kind)
+        self.opt_state = {name: make_state(t, self.pargs[name]) for name, t, _ in self.trained}
+        for s in self.opt_state.values():
+            for t in s.values():
+                t.realize()
+        self.step_count = Tensor.zeros(1).contiguous().realize()
+        # f16: [loss scale, steps since the last overflow, steps skipped]
+        self.loss_scale = (Tensor([SCALE_INIT, 0.0, 0.0]).contiguous().realize()
+                           if self.spec.run.precision == ir.DType.f16 else None)
 
-    # Mixed precision (run.precision = f16 | bf16): the weights stay float32 (the masters the optimizer
-    # updates); the forward pass runs on half-precision copies of the inputs, weights and activations, except
-    # layers with running statistics (batchnorm), which compute in float32 as torch's autocast does. Losses and
-    # metrics see float32. f16 adds dynamic loss scaling (below); bf16 has float32's range and needs none.
-    half = {ir.DType.f16: dtypes.half, ir.DType.bf16: dtypes.bfloat16}.get(spec.run.precision)
-    if half is not None:
-        _check_precision(half, device, spec.run)
+    # -- data, loss and metrics ------------------------------------------------------------------------
 
-    def forward(x: Tensor, training: bool) -> dict[str, Tensor]:
-        out = {input_name: x.cast(half) if half and dtypes.is_float(x.dtype) else x}
-        for layer in model.layers:
+    def load_data(self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> None:
+        """The training and validation arrays on the device."""
+        self.x_dtype = dtypes.int32 if self.model.inputs[0].type.dtype == ir.DType.i32 else dtypes.float32  # token ids
+        self.X_tr, self.Y_tr = _to_tensor(x_train, self.x_dtype), _to_tensor(y_train, self.y_dtype)
+        self.X_va, self.Y_va = _to_tensor(x_val, self.x_dtype), _to_tensor(y_val, self.y_dtype)
+        self.n_train, self.n_val = len(x_train), len(x_val)
+
+    def build_loss_and_metrics(self, y_train: np.ndarray, target_shift: np.ndarray | None,
+                               target_scale: np.ndarray | None) -> None:
+        """The loss terms' arguments, the metrics' layouts (train and val) and the targets' de-standardisation."""
+        spec, model = self.spec, self.model
+        self.input_name = model.inputs[0].name
+        self.values = dict(model.values)
+        self.terms = [(t, ir.argdict(t.args)) for t in spec.loss.terms]
+        for _, a in self.terms:
+            if "weights" in a:
+                a["weights"] = _class_weights(a["weights"], self.class_counts)
+        self.metric_pred = self.values[spec.loss.terms[0].pred]  # metrics read the first loss term's prediction
+        pred_width = next((la.out.shape[-1] for la in model.layers if la.name == self.metric_pred), 1)
+        # r2 sums (y - c) and (y - c)^2 around a centre near the data, so float32 keeps its digits
+        center = None if self.classify else tuple(float(c) for c in np.ravel(
+            target_shift if target_shift is not None else y_train.mean(0)))
+        self.ctx = ctx = MetricCtx(n_classes=self.n_classes, n_outputs=pred_width, target_center=center)
+        kinds_args = [(m.kind, ir.argdict(m.args)) for m in spec.metrics]
+        self.val_slots, self.val_size = layout(kinds_args, ctx, "val")
+        self.train_slots, self.train_size = layout([(k, a) for k, a in kinds_args if METRICS.impl(k).scalar], ctx,
+                                                   "train")
+        self.host_metrics = tuple((k, a) for k, a in kinds_args if METRICS.impl(k).host is not None)
+        self.t_scale = _to_tensor(target_scale) if target_scale is not None else None
+        self.t_shift = _to_tensor(target_shift) if target_shift is not None else None
+
+    def select_precision(self) -> None:
+        """Mixed precision (run.precision = f16 | bf16): the weights stay float32 (the masters the optimizer
+        updates); the forward pass runs on half-precision copies of the inputs, weights and activations, except
+        layers with running statistics (batchnorm), which compute in float32 as torch's autocast does. Losses and
+        metrics see float32. f16 adds dynamic loss scaling (`apply`); bf16 has float32's range and needs none."""
+        self.half = {ir.DType.f16: dtypes.half, ir.DType.bf16: dtypes.bfloat16}.get(self.spec.run.precision)
+        if self.half is not None:
+            _check_precision(self.half, self.device, self.spec.run)
+
+    def forward(self, x: Tensor, training: bool) -> dict[str, Tensor]:
+        half = self.half
+        out = {self.input_name: x.cast(half) if half and dtypes.is_float(x.dtype) else x}
+        for layer in self.model.layers:
             xs = [out[i] for i in layer.inputs]
             x = xs if len(layer.inputs) > 1 else xs[0]
-            st = layers[layer.name]
+            st = self.layers[layer.name]
             if half and st.params and not st.buffers:
                 st = LayerState(params={k: v.cast(half) for k, v in st.params.items()})
-            y = LAYER_IMPL[layer.op](x, st, ir.argdict(layer.args), training)
+            y = LAYERS.impl(layer.op)(x, st, ir.argdict(layer.args), training)
             out[layer.name] = y.cast(half) if half and dtypes.is_float(y.dtype) else y
         if half:
             out = {k: v.float() if dtypes.is_float(v.dtype) else v for k, v in out.items()}
         return out
 
-    def data_loss(out: dict[str, Tensor], y: Tensor, mask: Tensor | None = None) -> Tensor:
+    def data_loss(self, out: dict[str, Tensor], y: Tensor, mask: Tensor | None = None) -> Tensor:
         """Per-example weighted sum of the loss terms: [B]."""
         total = None
-        for term, a in terms:
-            pred = out[values[term.pred]]
+        for term, a in self.terms:
+            pred = out[self.values[term.pred]]
             if term.target != "target":  # an autoencoder: the target is the model's input
                 target = out[term.target].reshape(pred.shape)
             else:
-                target = y if classify else y.reshape(pred.shape)
-            extra = {"mask": mask} if PAIRWISE.get(term.kind) else {}
-            v = LOSS_IMPL[term.kind](pred, target, **a, **extra) * term.weight
+                target = y if self.classify else y.reshape(pred.shape)
+            extra = {"mask": mask} if LOSSES.get(term.kind).extra.get("pairwise") else {}
+            v = LOSSES.impl(term.kind)(pred, target, **a, **extra) * term.weight
             total = v if total is None else total + v
         return total
 
-    def metric_inputs(out: dict[str, Tensor], y: Tensor) -> tuple[Tensor, Tensor]:
+    def metric_inputs(self, out: dict[str, Tensor], y: Tensor) -> tuple[Tensor, Tensor]:
         """The prediction and target metrics see: in the data's units for standardised targets."""
-        pred = out[metric_pred]
-        first = spec.loss.terms[0].target
+        pred = out[self.metric_pred]
+        first = self.spec.loss.terms[0].target
         if first != "target":  # an autoencoder: metrics compare the reconstruction with the (normalised) input
             return pred, out[first].reshape(pred.shape)
-        target = y if classify else y.reshape(pred.shape)
-        if t_scale is not None:
-            pred, target = pred * t_scale + t_shift, target * t_scale + t_shift
+        target = y if self.classify else y.reshape(pred.shape)
+        if self.t_scale is not None:
+            pred, target = pred * self.t_scale + self.t_shift, target * self.t_scale + self.t_shift
         return pred, target
 
-    def metric_state(slots, out, y, mask) -> list[Tensor]:
-        pred, target = metric_inputs(out, y)
-        return [s.impl.update(pred.detach(), target, mask, ctx, s.args) for s in slots]
+    def metric_state(self, slots, out, y, mask) -> list[Tensor]:
+        pred, target = self.metric_inputs(out, y)
+        return [s.impl.update(pred.detach(), target, mask, self.ctx, s.args) for s in slots]
 
-    reg = spec.regularization
+    # -- the training step -----------------------------------------------------------------------------
 
-    def penalty() -> Tensor | float:
+    def penalty(self) -> Tensor | float:
         """The value of the L1/L2 penalties (their gradients are added to the step directly)."""
         total = 0.0
-        for _, w, (l1, l2) in trained:
+        for _, w, (l1, l2) in self.trained:
             if l2:
                 total = total + (l2 / 2) * (w * w).sum()
             if l1:
                 total = total + l1 * w.abs().sum()
         return total
 
-    def apply(grads: list[Tensor], lr: Tensor) -> list[Tensor]:
+    def apply(self, grads: list[Tensor], lr: Tensor) -> list[Tensor]:
         """Penalties, clipping, decoupled decay and the optimizer update; returns what to realize."""
+        reg, loss_scale, pargs, step_count = self.reg, self.loss_scale, self.pargs, self.step_count
         grads = list(grads)
-        for i, (_, w, (l1, l2)) in enumerate(trained):
+        for i, (_, w, (l1, l2)) in enumerate(self.trained):
             if l2:
                 grads[i] = grads[i] + l2 * w.detach()
             if l1:
@@ -387,8 +412,8 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
                 ok.where(grow.where(scale * 2, scale), scale * 0.5), ok.where(grow.where(0.0, good + 1), 0.0),
                 skipped + ok.logical_not().cast(dtypes.float32))))
             norm = ok.where(norm, 0.0)
-        pending.append(grad_acc.assign(Tensor.cat(grad_acc[0:1] + norm.reshape(1),
-                                                  grad_acc[1:2].maximum(norm.reshape(1)))))
+        pending.append(self.grad_acc.assign(Tensor.cat(self.grad_acc[0:1] + norm.reshape(1),
+                                                       self.grad_acc[1:2].maximum(norm.reshape(1)))))
         if reg.clip_grad_value:
             grads = [g.clip(-reg.clip_grad_value, reg.clip_grad_value) for g in grads]
         if reg.clip_grad_norm:
@@ -398,104 +423,132 @@ def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nda
         t = step_count.assign(step_count + 1 if loss_scale is None else ok.where(step_count + 1, step_count))
         pending.append(t)
         lr_ = lr.reshape(())
-        for (name, p, _), g in zip(trained, grads):
+        base_lr = self.base["lr"]
+        for (name, p, _), g in zip(self.trained, grads):
             a = gate[name]
-            plr = lr_ * (a["lr"] / base["lr"]) if a["lr"] != base["lr"] else lr_  # groups scale with the schedule
+            plr = lr_ * (a["lr"] / base_lr) if a["lr"] != base_lr else lr_  # groups scale with the schedule
             w = p.detach()
-            new, state = update(w, g, opt_state[name], plr, t.reshape(()), a)
+            new, state = self.update(w, g, self.opt_state[name], plr, t.reshape(()), a)
             if reg.weight_decay:  # decoupled, as in AdamW, for any optimizer
                 new = new - plr * reg.weight_decay * w
             pending += [p.assign(new if loss_scale is None else ok.where(new, w)), *state]
         return pending
 
-    def gather(idx: Tensor) -> tuple[Tensor, Tensor]:
+    def make_accumulators(self) -> None:
+        """The on-device accumulators the steps add to, and (accumulate = N) the gradient buffers."""
+        self.train_acc = Tensor.zeros(self.train_size).contiguous().realize()
+        self.grad_acc = Tensor.zeros(2).contiguous().realize()  # [sum of the steps' gradient norms, their max]
+        self.accumulate = n = self.reg.accumulate
+        self.grad_bufs = [Tensor.zeros(p.shape).contiguous().realize() for p in self.params] if n > 1 else []
+        self.eval_acc = Tensor.zeros(self.val_size).contiguous().realize()
+
+    def gather(self, idx: Tensor) -> tuple[Tensor, Tensor]:
         if not GATHER_KERNEL:
-            return X_tr[idx], Y_tr[idx]
-        with Context(SPLIT_REDUCEOP=0):  # the gather as one small kernel (see PERF.md)
-            return X_tr[idx].contiguous().realize(), Y_tr[idx].contiguous().realize()
+            return self.X_tr[idx], self.Y_tr[idx]
+        with Context(SPLIT_REDUCEOP=0):  # the gather as one small kernel (see bench/README.md)
+            return self.X_tr[idx].contiguous().realize(), self.Y_tr[idx].contiguous().realize()
 
-    train_acc = Tensor.zeros(train_size).contiguous().realize()
-    grad_acc = Tensor.zeros(2).contiguous().realize()  # [sum of the steps' gradient norms, their max]
-
-    def forward_backward(idx: Tensor) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-        x, y = gather(idx)
-        out = forward(x, True)
-        dloss = data_loss(out, y).mean()
-        grads = (dloss * loss_scale[0] if loss_scale is not None else dloss).gradient(*params)
+    def forward_backward(self, idx: Tensor) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        x, y = self.gather(idx)
+        out = self.forward(x, True)
+        dloss = self.data_loss(out, y).mean()
+        loss_scale = self.loss_scale
+        grads = (dloss * loss_scale[0] if loss_scale is not None else dloss).gradient(*self.params)
         b = idx.shape[0]
         acc = [dloss.detach().reshape(1) * b, Tensor.full((1,), float(b))]  # [loss sum, examples]
-        acc += metric_state(train_slots, out, y, Tensor.ones(b))
-        pending = [train_acc.assign(train_acc + Tensor.cat(*acc))]
-        for st in layers.values():
+        acc += self.metric_state(self.train_slots, out, y, Tensor.ones(b))
+        pending = [self.train_acc.assign(self.train_acc + Tensor.cat(*acc))]
+        for st in self.layers.values():
             pending += st.pending
             st.pending = []
         return dloss, grads, pending
 
-    def step(idx: Tensor, lr: Tensor) -> Tensor:
+    def step(self, idx: Tensor, lr: Tensor) -> Tensor:
         with Context(TRAINING=1):
-            dloss, grads, pending = forward_backward(idx)
-            loss = dloss + penalty()
-            pending += apply(grads, lr)
+            dloss, grads, pending = self.forward_backward(idx)
+            loss = dloss + self.penalty()
+            pending += self.apply(grads, lr)
             Tensor.realize(loss, *pending)
             return loss
 
-    n = reg.accumulate
-    grad_bufs = [Tensor.zeros(p.shape).contiguous().realize() for p in params] if n > 1 else []
-
-    def micro_step(idx: Tensor) -> Tensor:
+    def micro_step(self, idx: Tensor) -> Tensor:
         with Context(TRAINING=1):
-            dloss, grads, pending = forward_backward(idx)
-            pending += [b.assign(b + g) for b, g in zip(grad_bufs, grads)]
+            dloss, grads, pending = self.forward_backward(idx)
+            pending += [b.assign(b + g) for b, g in zip(self.grad_bufs, grads)]
             Tensor.realize(dloss, *pending)
             return dloss
 
-    def apply_step(lr: Tensor) -> None:
+    def apply_step(self, lr: Tensor) -> None:
         with Context(TRAINING=1):
-            pending = apply([b / n for b in grad_bufs], lr)
-            pending += [b.assign(b.zeros_like()) for b in grad_bufs]
+            pending = self.apply([b / self.accumulate for b in self.grad_bufs], lr)
+            pending += [b.assign(b.zeros_like()) for b in self.grad_bufs]
             Tensor.realize(*pending)
 
-    eval_acc = Tensor.zeros(val_size).contiguous().realize()
+    # -- evaluation ------------------------------------------------------------------------------------
 
-    def make_eval(X: Tensor, Y: Tensor) -> Callable:
+    def make_eval(self, X: Tensor, Y: Tensor) -> Callable:
         def evaluate(idx: Tensor, mask: Tensor) -> Tensor:
-            return evaluate_on(X[idx], Y[idx], mask)
+            return self.evaluate_on(X[idx], Y[idx], mask)
 
         return evaluate
 
-    def evaluate_on(x: Tensor, y: Tensor, mask: Tensor) -> Tensor:
-        out = forward(x, False)
-        acc = [(data_loss(out, y, mask) * mask).sum().reshape(1), mask.sum().reshape(1)]
-        acc += metric_state(val_slots, out, y, mask)
-        pending = [eval_acc.assign(eval_acc + Tensor.cat(*acc))]
-        pred, _ = metric_inputs(out, y)
-        scores = [METRIC_IMPL[k].scores(pred, ctx, a) for k, a in host_metrics]
+    def evaluate_on(self, x: Tensor, y: Tensor, mask: Tensor) -> Tensor:
+        out = self.forward(x, False)
+        acc = [(self.data_loss(out, y, mask) * mask).sum().reshape(1), mask.sum().reshape(1)]
+        acc += self.metric_state(self.val_slots, out, y, mask)
+        pending = [self.eval_acc.assign(self.eval_acc + Tensor.cat(*acc))]
+        pred, _ = self.metric_inputs(out, y)
+        scores = [METRICS.impl(k).scores(pred, self.ctx, a) for k, a in self.host_metrics]
         result = Tensor.stack(*scores, dim=1) if scores else mask.reshape(-1, 1)
         Tensor.realize(result, *pending)
         return result
 
-    def predict_on(x: Tensor) -> Tensor:
+    def predict_on(self, x: Tensor) -> Tensor:
         """The first loss term's prediction, in the data's units (regression targets de-standardised)."""
-        pred = forward(x, False)[metric_pred]
-        if t_scale is not None and spec.loss.terms[0].target == "target":
-            pred = pred * t_scale + t_shift
+        pred = self.forward(x, False)[self.metric_pred]
+        if self.t_scale is not None and self.spec.loss.terms[0].target == "target":
+            pred = pred * self.t_scale + self.t_shift
         return pred.realize()
 
-    test_step = None
-    if x_test is not None:
-        X_te, Y_te = _to_tensor(x_test, x_dtype), _to_tensor(y_test, y_dtype)
-        test_step = TinyJit(make_eval(X_te, Y_te))
-    n_train, n_val = len(x_train), len(x_val)
-    beam = spec.run.beam  # the training steps' kernels only: they run every step, evaluation once an epoch
-    return Program(spec=spec, device=device, layers=layers, opt_state=opt_state, ctx=ctx, train_slots=train_slots,
-                   val_slots=val_slots, host_metrics=host_metrics, train_batch=spec.data.batch,
-                   eval_batch=min(n_val, 512), n_train=n_train, n_val=n_val, accumulate=n,
-                   train_step=step_jit(step, beam) if n == 1 else None,
-                   micro_step=step_jit(micro_step, beam) if n > 1 else None,
-                   apply_step=step_jit(apply_step, beam) if n > 1 else None, eval_step=TinyJit(make_eval(X_va, Y_va)),
-                   test_step=test_step, n_test=len(x_test) if x_test is not None else 0, x_train=X_tr,
-                   train_acc=train_acc, eval_acc=eval_acc, step_count=step_count, frozen=tuple(frozen),
-                   grad_acc=grad_acc, predict_step=TinyJit(predict_on), x_dtype=x_dtype, loss_scale=loss_scale)
+    # -- the program -----------------------------------------------------------------------------------
+
+    def program(self, x_test: np.ndarray | None, y_test: np.ndarray | None) -> Program:
+        """The jitted steps (the test split's evaluation when there is one) and the Program around them."""
+        spec, n = self.spec, self.accumulate
+        test_step = None
+        if x_test is not None:
+            X_te, Y_te = _to_tensor(x_test, self.x_dtype), _to_tensor(y_test, self.y_dtype)
+            test_step = TinyJit(self.make_eval(X_te, Y_te))
+        beam = spec.run.beam  # the training steps' kernels only: they run every step, evaluation once an epoch
+        return Program(spec=spec, device=self.device, layers=self.layers, opt_state=self.opt_state, ctx=self.ctx,
+                       train_slots=self.train_slots, val_slots=self.val_slots, host_metrics=self.host_metrics,
+                       train_batch=spec.data.batch, eval_batch=min(self.n_val, 512), n_train=self.n_train,
+                       n_val=self.n_val, accumulate=n, train_step=step_jit(self.step, beam) if n == 1 else None,
+                       micro_step=step_jit(self.micro_step, beam) if n > 1 else None,
+                       apply_step=step_jit(self.apply_step, beam) if n > 1 else None,
+                       eval_step=TinyJit(self.make_eval(self.X_va, self.Y_va)), test_step=test_step,
+                       n_test=len(x_test) if x_test is not None else 0, x_train=self.X_tr, train_acc=self.train_acc,
+                       eval_acc=self.eval_acc, step_count=self.step_count, frozen=tuple(self.frozen),
+                       grad_acc=self.grad_acc, predict_step=TinyJit(self.predict_on), x_dtype=self.x_dtype,
+                       loss_scale=self.loss_scale)
+
+
+def lower(spec: ir.Spec, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+          target_shift: np.ndarray | None = None, target_scale: np.ndarray | None = None,
+          n_classes: int | None = None, x_test: np.ndarray | None = None, y_test: np.ndarray | None = None) -> Program:
+    """Build the program for a checked spec over arrays already loaded and normalised.
+
+    Regression targets may be standardised (`target_shift`, `target_scale`): the loss sees them
+    as they are, the metrics see predictions and targets back in the data's units."""
+    lw = _Lowering(spec, y_train, y_val, n_classes)  # device, seeds, the task
+    lw.build_layers()  # parameters, in layer order (seed-stable)
+    lw.select_trained()  # which train, their optimizer args and penalties
+    lw.build_optimizer_state()
+    lw.load_data(x_train, y_train, x_val, y_val)
+    lw.build_loss_and_metrics(y_train, target_shift, target_scale)
+    lw.select_precision()
+    lw.make_accumulators()
+    return lw.program(x_test, y_test)
 
 
 def finish_train(program: Program, state: np.ndarray) -> dict[str, object]:
@@ -508,7 +561,7 @@ def finish_eval(program: Program, state: np.ndarray, scores: np.ndarray | None =
     """Host side of evaluation: the state vector (and host scores) -> {loss, metric: value}."""
     out = finish(program.val_slots, state, program.ctx)
     for j, (kind, args) in enumerate(program.host_metrics):
-        out[kind] = METRIC_IMPL[kind].host(scores[:, j], labels, program.ctx, args)
+        out[kind] = METRICS.impl(kind).host(scores[:, j], labels, program.ctx, args)
     return out
 
 

@@ -13,14 +13,16 @@ spec, or any spec with the same kernels, skip it.
 from __future__ import annotations
 
 import hashlib
-import os
+import threading
 from typing import Callable
+
+from .. import env
 
 _installed: set[str] = set()
 
 # The batch gather realized as its own kernel under SPLIT_REDUCEOP=0 (bench/README.md: 1.5x on the MLP).
 # TRAINC_GATHER=fused leaves `X[idx]` to tinygrad's fusion, as a hand-written loop does: for measuring.
-GATHER_KERNEL = os.environ.get("TRAINC_GATHER", "kernel") != "fused"
+GATHER_KERNEL = env.get("TRAINC_GATHER", "kernel") != "fused"
 
 
 class SearchedJit:
@@ -60,7 +62,7 @@ def _digest(key: tuple) -> str:
 def program_cache() -> None:
     """Back tinygrad's in-memory kernel program cache with its disk cache. Idempotent; off with TRAINC_PROGRAM_CACHE=0
     (and, like tinygrad's own caches, with CACHELEVEL=0)."""
-    if "program_cache" in _installed or os.environ.get("TRAINC_PROGRAM_CACHE", "1") == "0":
+    if "program_cache" in _installed or env.get("TRAINC_PROGRAM_CACHE", "1") == "0":
         return
     import tinygrad.codegen as codegen
     import tinygrad.engine.realize as realize
@@ -106,6 +108,56 @@ def program_cache() -> None:
 MIN_PARALLEL_S = 200e-6
 
 
+class _Piece:
+    """One piece of a threaded CPU kernel (its `core_id`), run by whichever thread claims it first."""
+
+    __slots__ = ("fxn", "args", "claim", "done", "error")
+
+    def __init__(self, fxn, args):
+        self.fxn, self.args, self.error = fxn, args, None
+        self.claim, self.done = threading.Lock(), threading.Event()
+
+    def run(self) -> None:
+        try:
+            self.fxn(*self.args)
+        except BaseException as e:  # raised again on the calling thread
+            self.error = e
+        finally:
+            self.done.set()
+
+
+class _Worker(threading.Thread):
+    def __init__(self):
+        super().__init__(daemon=True, name="trainc-cpu")
+        self.wake, self.piece = threading.Semaphore(0), None
+
+    def run(self):
+        while True:
+            self.wake.acquire()
+            piece = self.piece
+            if piece is not None and piece.claim.acquire(blocking=False):
+                piece.run()
+
+
+def _fork_join(pieces: list[_Piece], workers: list[_Worker]) -> None:
+    """Piece 0 on the calling thread, the others on workers (started as needed); a piece no worker has
+    started by the time the caller is done with its own, the caller runs itself."""
+    while len(workers) < len(pieces) - 1:
+        workers.append(_Worker())
+        workers[-1].start()
+    for w, piece in zip(workers, pieces[1:]):
+        w.piece = piece
+        w.wake.release()
+    pieces[0].fxn(*pieces[0].args)
+    for piece in pieces[1:]:
+        if piece.claim.acquire(blocking=False):  # no worker has started it: run it here
+            piece.run()
+        else:
+            piece.done.wait()
+        if piece.error is not None:
+            raise piece.error
+
+
 def cpu_threads() -> None:
     """Run the pieces of a threaded CPU kernel at the same time. Idempotent; off with TRAINC_CPU_THREADS=0 or
     OMP_NUM_THREADS=1 (what `trainc sweep` sets when its trials share the cores).
@@ -116,45 +168,17 @@ def cpu_threads() -> None:
     the time the caller is done with its own, the caller runs itself, so a busy machine whose cores are taken
     costs little more than running serially. A kernel runs serially the first time, timed, and stays serial if
     it took under MIN_PARALLEL_S. The pieces write disjoint outputs: results are identical."""
-    if "cpu_threads" in _installed or os.environ.get("TRAINC_CPU_THREADS", "1") == "0" or \
-            os.environ.get("OMP_NUM_THREADS") == "1":
+    if "cpu_threads" in _installed or env.get("TRAINC_CPU_THREADS", "1") == "0" or \
+            env.get("OMP_NUM_THREADS") == "1":
         return
     import ctypes
-    import threading
     import time
 
     from tinygrad.runtime.ops_cpu import CPUProgram
 
     serial = CPUProgram.__call__
 
-    class Piece:
-        __slots__ = ("fxn", "args", "claim", "done", "error")
-
-        def __init__(self, fxn, args):
-            self.fxn, self.args, self.error = fxn, args, None
-            self.claim, self.done = threading.Lock(), threading.Event()
-
-        def run(self) -> None:
-            try:
-                self.fxn(*self.args)
-            except BaseException as e:  # raised again on the calling thread
-                self.error = e
-            finally:
-                self.done.set()
-
-    class Worker(threading.Thread):
-        def __init__(self):
-            super().__init__(daemon=True, name="trainc-cpu")
-            self.wake, self.piece = threading.Semaphore(0), None
-
-        def run(self):
-            while True:
-                self.wake.acquire()
-                piece = self.piece
-                if piece is not None and piece.claim.acquire(blocking=False):
-                    piece.run()
-
-    workers: list[Worker] = []
+    workers: list[_Worker] = []
     lock = threading.Lock()  # one kernel at a time uses the workers
 
     def parallel(self, *bufs, global_size=(1, 1, 1), local_size=(1, 1, 1), vals=(), wait=False, timeout=None):
@@ -175,21 +199,8 @@ def cpu_threads() -> None:
             pieces = []
             for tid in range(global_size[0]):
                 raw[slot] = tid
-                pieces.append(Piece(self.fxn, [ctypes.c_uint64(x) for x in raw]))
-            while len(workers) < len(pieces) - 1:
-                workers.append(Worker())
-                workers[-1].start()
-            for w, piece in zip(workers, pieces[1:]):
-                w.piece = piece
-                w.wake.release()
-            pieces[0].fxn(*pieces[0].args)
-            for piece in pieces[1:]:
-                if piece.claim.acquire(blocking=False):  # no worker has started it: run it here
-                    piece.run()
-                else:
-                    piece.done.wait()
-                if piece.error is not None:
-                    raise piece.error
+                pieces.append(_Piece(self.fxn, [ctypes.c_uint64(x) for x in raw]))
+            _fork_join(pieces, workers)
             return time.perf_counter() - st if wait else None
         finally:
             lock.release()

@@ -14,13 +14,12 @@ the residual add), after the activation and after linear2; only while training.
 """
 
 import math
-from collections.abc import Callable
-
 import numpy as np
 from tinygrad import Tensor
 
 from .. import ir
-from .layers import LayerState, _gelu
+from ..catalog.base import LAYERS
+from .layers_base import LayerState, _gelu
 
 
 def _linear(rng, out: int, fan_in: int) -> tuple[np.ndarray, np.ndarray]:
@@ -96,12 +95,8 @@ def _transformer(x, st, a, training):
     return x + _drop(h @ p["linear2_weight"].T + p["linear2_bias"], drop, training)
 
 
-MAKE: dict[str, Callable] = {  # op -> (layer, input type, rng) -> LayerState with numpy params
-    "position_embedding": _make_position_embedding, "attention": _make_attention, "transformer": _make_transformer}
-LAYER_IMPL: dict[str, Callable] = {  # op -> (x, state, args, training) -> y
-    "position_embedding": _position_embedding,
-    "attention": _attention,
-    "transformer": _transformer,
-    "take_last": lambda x, st, a, t: x[:, -1, :],
-    "mean_pool": lambda x, st, a, t: x.mean(axis=1),
-}
+LAYERS.implement("position_embedding", make=_make_position_embedding)(_position_embedding)
+LAYERS.implement("attention", make=_make_attention)(_attention)
+LAYERS.implement("transformer", make=_make_transformer)(_transformer)
+LAYERS.implement("take_last")(lambda x, st, a, t: x[:, -1, :])
+LAYERS.implement("mean_pool")(lambda x, st, a, t: x.mean(axis=1))

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from tinygrad import Tensor
 
 from .. import ir
-from .layers import LayerState
+from ..catalog.base import LAYERS
+from .layers_base import LayerState
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
@@ -132,7 +133,6 @@ def _recurrent(op: str) -> Callable:
     return forward
 
 
-MAKE: dict[str, Callable] = {  # op -> (layer, input type, rng) -> LayerState with numpy params
-    "embedding": _make_embedding, "rnn": _make_recurrent, "lstm": _make_recurrent, "gru": _make_recurrent}
-LAYER_IMPL: dict[str, Callable] = {  # op -> (x, state, args, training) -> y
-    "embedding": _embedding, "rnn": _recurrent("rnn"), "lstm": _recurrent("lstm"), "gru": _recurrent("gru")}
+LAYERS.implement("embedding", make=_make_embedding)(_embedding)
+for _op in GATES:
+    LAYERS.implement(_op, make=_make_recurrent)(_recurrent(_op))

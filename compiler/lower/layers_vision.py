@@ -9,7 +9,8 @@ import numpy as np
 
 from .. import ir
 from ..catalog.layers_vision import conv_padding
-from .layers import LayerState, init_weight
+from ..catalog.base import LAYERS
+from .layers_base import LayerState, init_weight
 
 
 def _make_conv(dims: int) -> Callable:
@@ -27,14 +28,6 @@ def _make_conv(dims: int) -> Callable:
 def _make_norm(layer: ir.Layer, x: ir.TensorType, rng) -> LayerState:
     n = x.shape[-1] if layer.op == "layernorm" else x.shape[0]
     return LayerState(params={"gamma": np.ones(n), "beta": np.zeros(n)})
-
-
-MAKE: dict[str, Callable] = {  # op -> (layer, input type, rng) -> LayerState with numpy params
-    "conv2d": _make_conv(2),
-    "conv1d": _make_conv(1),
-    "layernorm": _make_norm,
-    "groupnorm": _make_norm,
-}
 
 
 def _conv(x, st, a, training):
@@ -67,14 +60,12 @@ def _groupnorm(x, st, a, training):
     return h * st.params["gamma"].reshape(bshape) + st.params["beta"].reshape(bshape)
 
 
-LAYER_IMPL: dict[str, Callable] = {  # op -> (x, state, args, training) -> y
-    "reshape": lambda x, st, a, t: x.reshape(x.shape[0], *(int(d) for d in a["shape"])),
-    "conv2d": _conv,
-    "conv1d": _conv,
-    "maxpool": _pool("max"),
-    "avgpool": _pool("avg"),
-    "global_avgpool": lambda x, st, a, t: x.mean(axis=tuple(range(2, x.ndim))),
-    "global_maxpool": lambda x, st, a, t: x.max(axis=tuple(range(2, x.ndim))),
-    "layernorm": _layernorm,
-    "groupnorm": _groupnorm,
-}
+LAYERS.implement("reshape")(lambda x, st, a, t: x.reshape(x.shape[0], *(int(d) for d in a["shape"])))
+LAYERS.implement("conv2d", make=_make_conv(2))(_conv)
+LAYERS.implement("conv1d", make=_make_conv(1))(_conv)
+LAYERS.implement("maxpool")(_pool("max"))
+LAYERS.implement("avgpool")(_pool("avg"))
+LAYERS.implement("global_avgpool")(lambda x, st, a, t: x.mean(axis=tuple(range(2, x.ndim))))
+LAYERS.implement("global_maxpool")(lambda x, st, a, t: x.max(axis=tuple(range(2, x.ndim))))
+LAYERS.implement("layernorm", make=_make_norm)(_layernorm)
+LAYERS.implement("groupnorm", make=_make_norm)(_groupnorm)

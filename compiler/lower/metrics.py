@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from tinygrad import Tensor, dtypes
 
+from ..catalog.base import METRICS
+
 
 @dataclass(frozen=True)
 class MetricCtx:
@@ -197,19 +199,18 @@ def r2_score(state: np.ndarray, n: float, ctx: MetricCtx, a: dict | None = None)
 R2 = MetricImpl(size=lambda ctx, a: 3 * ctx.n_outputs, update=_r2_update, finish=r2_score)
 
 
-METRIC_IMPL: dict[str, MetricImpl] = {
-    "accuracy": per_example(lambda p, y, ctx: (_predicted_class(p) == y).cast(dtypes.float32)),
-    "top_k": per_example(_top_k),
-    "map_at_k": per_example(_map_at_k),
-    "precision": _from_confusion("precision"),
-    "recall": _from_confusion("recall"),
-    "f1": _from_confusion("f1"),
-    "confusion": CONFUSION,
-    "auc": AUC,
-    "rmse": per_example(lambda p, y, ctx: ((p - y) ** 2).mean(-1), lambda s, n: math.sqrt(s / n)),
-    "mae": per_example(lambda p, y, ctx: (p - y).abs().mean(-1)),
-    "r2": R2,
-}
+METRICS.implement("accuracy")(per_example(lambda p, y, ctx: (_predicted_class(p) == y).cast(dtypes.float32)))
+METRICS.implement("top_k")(per_example(_top_k))
+METRICS.implement("map_at_k")(per_example(_map_at_k))
+for _name in ("precision", "recall", "f1"):
+    METRICS.implement(_name)(_from_confusion(_name))
+METRICS.implement("confusion")(CONFUSION)
+METRICS.implement("auc")(AUC)
+METRICS.implement("rmse")(per_example(lambda p, y, ctx: ((p - y) ** 2).mean(-1), lambda s, n: math.sqrt(s / n)))
+METRICS.implement("mae")(per_example(lambda p, y, ctx: (p - y).abs().mean(-1)))
+METRICS.implement("r2")(R2)
+
+METRIC_IMPL: dict[str, MetricImpl] = METRICS.table()  # name -> MetricImpl: the registry's own table
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,7 @@ def layout(kinds_args: list[tuple[str, dict]], ctx: MetricCtx, split: str) -> tu
     """Slots after [loss sum, count]; host metrics are left out (they have no device state)."""
     slots, offset = [], 2
     for kind, args in kinds_args:
-        impl = METRIC_IMPL[kind]
+        impl = METRICS.impl(kind)
         if impl.host is not None:
             continue
         size = impl.size(ctx, args)

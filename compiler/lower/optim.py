@@ -14,6 +14,8 @@ from typing import Callable
 
 from tinygrad import Tensor
 
+from ..catalog.base import OPTIMIZERS
+
 
 OK = "__grads_finite__"  # args key of the overflow gate
 
@@ -32,6 +34,7 @@ def _sgd_state(p: Tensor, a) -> dict:
     return {"buf": _zeros(p)} if a["momentum"] else {}
 
 
+@OPTIMIZERS.implement("sgd", state=_sgd_state)
 def _sgd(w, g, st, lr, t, a):
     if a["weight_decay"]:
         g = g + a["weight_decay"] * w
@@ -47,6 +50,7 @@ def _adam_state(p: Tensor, a) -> dict:
     return {"m": _zeros(p), "v": _zeros(p)}
 
 
+@OPTIMIZERS.implement("adam", state=_adam_state)
 def _adam(w, g, st, lr, t, a, decoupled=0.0):
     b1, b2 = a["b1"], a["b2"]
     if decoupled:
@@ -67,6 +71,7 @@ def _rmsprop_state(p: Tensor, a) -> dict:
     return st
 
 
+@OPTIMIZERS.implement("rmsprop", state=_rmsprop_state)
 def _rmsprop(w, g, st, lr, t, a):
     alpha = a["alpha"]
     if a["weight_decay"]:
@@ -90,6 +95,7 @@ def _adagrad_state(p: Tensor, a) -> dict:
     return {"sum": Tensor.full(p.shape, float(a["initial_accumulator_value"]), dtype=p.dtype).contiguous()}
 
 
+@OPTIMIZERS.implement("adagrad", state=_adagrad_state)
 def _adagrad(w, g, st, lr, t, a):
     if a["weight_decay"]:
         g = g + a["weight_decay"] * w
@@ -98,6 +104,7 @@ def _adagrad(w, g, st, lr, t, a):
     return w - clr * g / (s.sqrt() + a["eps"]), [s]
 
 
+@OPTIMIZERS.implement("lamb", state=_adam_state)
 def _lamb(w, g, st, lr, t, a):
     b1, b2 = a["b1"], a["b2"]
     m = _set(st["m"], st["m"] * b1 + g * (1 - b1), a)
@@ -110,11 +117,9 @@ def _lamb(w, g, st, lr, t, a):
     return w - lr * trust * r, [m, v]
 
 
+OPTIMIZERS.implement("adamw", state=_adam_state)(
+    lambda w, g, st, lr, t, a: _adam(w, g, st, lr, t, a, decoupled=a["weight_decay"]))
+
+# name -> (state, update), from the registry (the lowering reads OPTIMIZERS.impl(kind, part) itself)
 OPT_IMPL: dict[str, tuple[Callable, Callable]] = {
-    "sgd": (_sgd_state, _sgd),
-    "adam": (_adam_state, _adam),
-    "adamw": (_adam_state, lambda w, g, st, lr, t, a: _adam(w, g, st, lr, t, a, decoupled=a["weight_decay"])),
-    "rmsprop": (_rmsprop_state, _rmsprop),
-    "adagrad": (_adagrad_state, _adagrad),
-    "lamb": (_adam_state, _lamb),
-}
+    name: (OPTIMIZERS.impl(name, "state"), OPTIMIZERS.impl(name)) for name in OPTIMIZERS.table()}

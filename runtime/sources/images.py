@@ -29,7 +29,7 @@ import stat
 import numpy as np
 
 from ...compiler import ir
-from ..data import _fail, _Raw
+from ..tables import _fail, _Raw
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 MAX_FILE = 256 * 1024 * 1024  # bytes of one image file
@@ -146,8 +146,3 @@ def read_images(source: ir.Source, base_dir: pathlib.Path, task: ir.Task) -> _Ra
     x = np.stack(images)
     x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # channels first: [n, C, H, W]
     return _Raw(x=x.astype(np.float64) / 255.0, y=np.array(labels, dtype=str), feature_names=None, source=source)
-
-
-from . import READERS  # noqa: E402 - sources/__init__ defines READERS, then imports this module
-
-READERS["images"] = read_images

@@ -27,8 +27,8 @@ import re
 import numpy as np
 
 from ...compiler import ir
-from ..data import _fail, _Raw
-from ..data import read_text as read_file
+from ..tables import _fail, _Raw
+from ..tables import read_text as read_file
 
 UNK = "<unk>"
 _WORD = re.compile(r"\w+|[^\w\s]")
@@ -72,8 +72,3 @@ def read_text(source: ir.Source, base_dir: pathlib.Path, task: ir.Task) -> _Raw:
     raw = _Raw(x=x, y=y, feature_names=None, source=source, ordered=True, classes=tuple(vocab))
     raw.vocab = vocab
     return raw
-
-
-from . import READERS  # noqa: E402 - sources/__init__ defines READERS, then imports this module
-
-READERS["text"] = read_text

@@ -14,7 +14,7 @@ import pathlib
 import numpy as np
 
 from ...compiler import ir
-from ..data import DataError, _clip, _fail, _feature_arg, _Raw, _unknown_name_help, read_columns
+from ..tables import DataError, _clip, _fail, _feature_arg, _Raw, _unknown_name_help, read_columns
 
 
 def read_series(source: ir.Source, base_dir: pathlib.Path, task: ir.Task) -> _Raw:
@@ -58,8 +58,3 @@ def read_series(source: ir.Source, base_dir: pathlib.Path, task: ir.Task) -> _Ra
     x = values[starts[:, None] + np.arange(window)[None, :]]  # [n, window, F]
     y = target[starts + window + horizon - 1][:, None]  # [n, 1]
     return _Raw(x=x, y=y, feature_names=tuple(features), source=source, ordered=True)
-
-
-from . import READERS  # noqa: E402 - sources/__init__ defines READERS, then imports this module
-
-READERS["series"] = read_series

@@ -10,7 +10,6 @@ everything else in the grammar is written by hand.
 
 from __future__ import annotations
 
-import ast
 import json
 import sys
 from pathlib import Path
@@ -18,7 +17,6 @@ from pathlib import Path
 from trainc.compiler import catalog as C
 
 GRAMMAR = Path(__file__).resolve().parents[1] / "syntaxes" / "trainc.tmLanguage.json"
-COMPILER = Path(C.__file__).resolve().parents[1]  # compiler/: scanned for Choice(...) options
 
 REGISTRIES = {  # scope suffix -> registry; earlier rules win for a name in two registries (`mae`)
     "layer": C.LAYERS,
@@ -41,21 +39,23 @@ def words(names) -> str:
     return "|".join(sorted(set(names)))
 
 
+def _words_of(typ) -> set[str]:
+    """The bare words a schema type takes: a Choice's options, a NumList's words (`balanced`, `same`)."""
+    if isinstance(typ, C.Choice):
+        return set(typ.options)
+    if isinstance(typ, C.NumList):
+        return set(typ.words)
+    return set()
+
+
 def options() -> list[str]:
-    """Every bare word a setting can take: the catalogue's KEY_VALUES words, the string arguments of each
-    `Choice(...)` in compiler/ and the words of `NumList(words=...)`."""
-    found = {w for v in C.KEY_VALUES.values() if isinstance(v, C.Choice) for w in v.options}
-    for path in sorted(COMPILER.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(node, ast.Call):
-                continue
-            fn = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-            if fn == "Choice":
-                found |= {a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)}
-            elif fn == "NumList":
-                for kw in node.keywords:
-                    if kw.arg == "words" and isinstance(kw.value, (ast.Tuple, ast.List)):
-                        found |= {e.value for e in kw.value.elts if isinstance(e, ast.Constant)}
+    """Every bare word a setting can take, from the imported catalogue: the declared section keys
+    (catalog/sections.py) and the parameters of every registry's entries."""
+    types = [d.type for keys in C.sections.KEYS.values() for d in keys.values()]
+    types += [v for v in C.KEY_VALUES.values()]
+    types += [p.type for reg in vars(C).values() if isinstance(reg, C.Registry) for e in reg.entries.values()
+              for p in e.params]
+    found = set().union(*(_words_of(t) for t in types))
     return sorted(w for w in found if w.isidentifier() and w not in dtypes() and w not in ("true", "false"))
 
 
