@@ -458,6 +458,7 @@ class Stop:
     when: Threshold | None
     budget: float | None  # seconds of wall-clock time
     diverge: Divergence | None = None
+    min: Duration | None = None  # early stopping and `when` act from this epoch on
     span: Span = _span()
 
 

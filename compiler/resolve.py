@@ -756,7 +756,7 @@ class _Resolver:
         mx = mx or ir.Duration(value=1.0, unit=ir.Unit.epochs, span=ir.NOWHERE)  # NOWHERE: already reported
         early, when, budget, diverge = get("early"), get("when"), get("budget"), get("diverge")
         return ir.Stop(max=mx, early=early, when=when, budget=budget.value if budget else None, diverge=diverge,
-                       span=span)
+                       min=get("min"), span=span)
 
     def early(self, expr: ir.Expr) -> ir.EarlyStop:
         entry = lookup(C.STOP_RULES, expr, "an early-stopping rule like plateau(val.loss, patience = 5)")

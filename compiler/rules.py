@@ -101,6 +101,10 @@ def run_length(spec: ir.Spec, per_epoch: int | None = None) -> list[Diagnostic]:
         if why := _past(ir.Duration(value=n, unit=ir.Unit.epochs, span=span), 0.0, mx, per_epoch, strict=True):
             out.append(_warn("W302", f"{what} (patience = {n}) needs {why}, so it never acts", span,
                              "lower its patience, or lengthen stop.max"))
+    least = spec.stop.min
+    if least is not None and (spec.stop.early or spec.stop.when) and (why := _past(least, 0.0, mx, per_epoch)):
+        out.append(_warn("W302", f"stop.min reaches {why}: early stopping and `when` never end the run", least.span,
+                         "a stop.min shorter than stop.max"))
     every = spec.checkpoint.every if spec.checkpoint else None
     if why := _past(every, 0.0, mx, per_epoch, strict=True):
         out.append(_warn("W302", f"the first checkpoint would be at {why}: none is written during the run",

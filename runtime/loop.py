@@ -520,6 +520,7 @@ class _Run:
         self.relative = early.relative if early else False
         self.guard = spec.stop.diverge
         self.when = spec.stop.when
+        self.min_epochs = int(spec.stop.min.value) if spec.stop.min else 0  # before it, early and when wait
         cp = spec.checkpoint
         self.keep = cp.keep if cp else None
         every = cp.every if cp and cp.every else ir.Duration(value=1, unit=ir.Unit.epochs, span=spec.stop.span)
@@ -816,7 +817,7 @@ class _Run:
                 self.best_state = self.host(self.program.state())
         else:
             st.bad_epochs += 1
-            if early is not None and st.bad_epochs >= early.patience:
+            if early is not None and st.bad_epochs >= early.patience and row["epoch"] >= self.min_epochs:
                 by = f" by {early.min_delta * 100:g}%" if self.relative else f" by {early.min_delta:g}" \
                     if early.min_delta else ""
                 self.stop_reason = (f"early stopping: {early.monitor} did not improve{by} for {early.patience} "
@@ -834,7 +835,7 @@ class _Run:
     def thresholds(self, row: dict) -> None:
         """stop.when, then stop.max (unless an earlier rule stopped the run)."""
         when = self.when
-        if self.stop_reason is None and when is not None:
+        if self.stop_reason is None and when is not None and row["epoch"] >= self.min_epochs:
             v = row.get(str(when.monitor))
             if v is not None and _CMP[when.op](v, when.value):
                 self.stop_reason = f"threshold reached: {when.monitor} = {v:.4g} {when.op} {when.value:g}"

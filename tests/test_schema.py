@@ -53,6 +53,7 @@ stop {
   early = plateau(val.loss)
   when = val.accuracy >= 0.9
   budget = 10 min
+  min = 1 epochs
   diverge = stop
 }
 checkpoint {

@@ -242,3 +242,29 @@ def test_balanced_draws_classes_equally_often():
 def test_sampler_is_for_classification():
     text = (EXAMPLES / "diabetes.train").read_text().replace("batch     = 32", "batch     = 32\n  sampler   = balanced")
     assert codes(text) == ["E307"]
+
+
+# ---- stop.min: early stopping and `when` wait for it (the key of issue 15's demonstration) ----------------------
+
+@pytest.mark.parametrize("least, epochs", [("", 1), ("min = 3 epochs", 3)])
+def test_stop_min_keeps_a_met_threshold_from_ending_the_run(tmp_path, least, epochs):
+    """`when = val.loss <= 1e6` is met after the first epoch; with `min = 3 epochs` the run goes on to the
+    third, and stops there for the threshold (Lightning's min_epochs)."""
+    from trainc.runtime.data import load_data
+    from trainc.runtime.loop import train
+    from trainc.runtime.progress import Progress
+
+    text = (EXAMPLES / "diabetes.train").read_text()
+    stop = "stop {\n  max   = 150 epochs\n  early = plateau(val.loss, patience = 15, restore_best = true)\n}"
+    assert stop in text
+    text = text.replace(stop, f"stop {{\n  max = 10 epochs\n  when = val.loss <= 1e6\n  {least}\n}}")
+    spec = analyze(text, str(EXAMPLES / "diabetes.train"))
+    assert (spec.stop.min.value if spec.stop.min else 0) == (3 if least else 0)
+    result = train(spec, load_data(spec.data, EXAMPLES, spec.run.seed), tmp_path / "r", Progress(quiet=True))
+    assert result.epochs == epochs and result.stop_reason.startswith("threshold reached"), result.stop_reason
+
+
+def test_stop_min_past_the_end_is_a_warning():
+    text = DIGITS.replace("max   = 30 epochs", "max   = 30 epochs\n  min   = 40 epochs")
+    assert "min   = 40 epochs" in text
+    assert "W302" in codes(text)

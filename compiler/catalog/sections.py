@@ -129,6 +129,8 @@ KEYS: dict[str, dict[str, Key]] = {  # section -> key -> declaration, in the ord
     ),
     "stop": _keys(
         max=Key(Dur("steps", "epochs"), REQUIRED, "the longest run: N epochs or N steps"),
+        min=Key(Dur("epochs"), None, "the shortest run: early stopping and `when` do not end it before N epochs "
+                "(Lightning's min_epochs, Keras' start_from_epoch)", shown="none"),
         early=Key(STOP_RULES, None, "early stopping: plateau(val.loss, patience = 5, ...)", via="early"),
         when=Key(Form("a comparison like val.accuracy >= 0.99"), None,
                  "stop once a metric reaches a threshold: val.accuracy >= 0.99", via="when"),
