@@ -59,7 +59,7 @@ CORPUS = {p.relative_to(ROOT).as_posix(): p.read_text() for p in
 PATH = "fuzz.train"
 
 LONG = os.environ.get("TRAINC_FUZZ_EXAMPLES")
-N = int(LONG or 1500)  # cases per property in CI; the slower properties take a share of it
+N = int(LONG or 1000)  # cases per property in CI; the slower properties take a share of it
 
 
 def fuzz_settings(share: float = 1.0):
