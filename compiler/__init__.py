@@ -8,6 +8,7 @@ Every command reaches the passes through one entry, `compile_spec`, whose body i
     spec, problems = check(spec)            # shapes and cross-field rules              (E3xx, E4xx)
     problems += data(spec, problems)        # the caller's checks against the data     (E5xx, W5xx)
     problems = silence(problems, allow)     # less the warnings allowed (`# trainc: allow W302`, --allow)
+    problems = with_fixes(problems)         # each did-you-mean also as a structured edit (`fix`)
     program = lower(spec, data)             # tinygrad: jitted train and eval steps     (runtime only)
 """
 
@@ -18,7 +19,7 @@ from typing import Callable, Iterable
 
 from . import ir
 from .check import check
-from .diagnostics import Diagnostic, SpecError, sort_key
+from .diagnostics import Diagnostic, SpecError, sort_key, with_fixes
 from .overrides import OverrideError, override
 from .parse import parse, parse_partial
 from .resolve import resolve, resolve_partial
@@ -75,6 +76,7 @@ def compile_spec(text: str, path: str, overrides: Iterable[str] = (), until: str
         problems += [d for d in data(spec, problems) if (d.code, d.span) not in seen]
     if allow is not None:
         problems = silence(problems, text, allow)  # less `# trainc: allow W302` and --allow W302
+    problems = with_fixes(problems, sources)  # each did-you-mean as a structured edit (editors apply it)
     return Compiled(file, spec, tuple(problems), sources, tuple(syntax))
 
 

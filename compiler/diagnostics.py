@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import re
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 from .catalog.aliases import alias
@@ -181,3 +181,50 @@ def render_all(diagnostics: Iterable[Diagnostic], sources: dict[str, str], color
             out.append(f"... and {len(diags) - limit} more in {visible(clip(file))} (`--format concise` lists "
                        "every one)")
     return "\n\n".join(out)
+
+
+_DID_YOU_MEAN = re.compile(r"(?:did you mean|here it is) '([^']+)'")  # did_you_mean's two forms
+
+
+def suggested_fix(d: Diagnostic, src: str) -> tuple[Span, str] | None:
+    """The edit a did-you-mean diagnostic suggests, on its line `src`: the misspelt name's span and the name.
+
+    The misspelt name is the first quoted name of the message found in the span (or the span's text);
+    for a dotted name, only the parts that the suggestion replaces (`val.acuracy` -> `accuracy`)."""
+    m = _DID_YOU_MEAN.search(d.help or "")
+    if m is None or d.span.line < 1 or d.span.line != d.span.end_line:
+        return None
+    new, lo, hi = m.group(1), d.span.col - 1, d.span.end_col - 1
+    for old in re.findall(r"'([^']+)'", d.message) + [src[lo:hi].strip()]:
+        hit = re.compile(rf"(?<![\w.]){re.escape(old)}(?![\w.])").search(src, lo, hi)
+        if hit is None:
+            continue
+        parts, want = old.split("."), len(new.split("."))
+        if len(parts) > want:  # replace the run of parts the suggestion is closest to
+            at = max(range(len(parts) - want + 1),
+                     key=lambda i: difflib.SequenceMatcher(None, ".".join(parts[i:i + want]), new).ratio())
+            start = hit.start() + sum(len(p) + 1 for p in parts[:at])
+            end = start + len(".".join(parts[at:at + want]))
+        else:
+            start, end = hit.span()
+        if src[start:end] == new:
+            return None
+        return Span(d.span.file, d.span.line, start + 1, d.span.line, end + 1), new
+    return None
+
+
+def with_fixes(diags: Iterable[Diagnostic], sources: dict[str, str]) -> list[Diagnostic]:
+    """Every diagnostic with its `fix`: a rule's own, or the did-you-mean's replacement. Each file's lines are
+    split once."""
+    lines: dict[str, list[str]] = {}
+    out = []
+    for d in diags:
+        text = sources.get(d.span.file)
+        if d.fix is None and d.help and text is not None and d.span.line >= 1:
+            if d.span.file not in lines:
+                lines[d.span.file] = [x.removesuffix("\r") for x in text.split("\n")]
+            rows = lines[d.span.file]
+            if d.span.line <= len(rows) and (fix := suggested_fix(d, rows[d.span.line - 1])) is not None:
+                d = replace(d, fix=fix)
+        out.append(d)
+    return out

@@ -98,7 +98,9 @@ def test_json_document(two):
         "diagnostics": [
             {"path": str(a), "code": "E201", "severity": "error", "message": "unknown optimizer 'adamm'",
              "help": "did you mean 'adam'?", "notes": [],
-             "range": {"start": {"line": 10, "col": 13}, "end": {"line": 10, "col": 18}}, "related": [], "fix": None},
+             "range": {"start": {"line": 10, "col": 13}, "end": {"line": 10, "col": 18}}, "related": [],
+             "fix": {"range": {"start": {"line": 10, "col": 13}, "end": {"line": 10, "col": 18}},
+                     "replacement": "adam"}},
             {"path": str(b), "code": "W401", "severity": "warning",
              "message": "cross_entropy takes logits, but 'logits' ends in softmax",
              "help": "remove the final softmax: the loss applies it itself, stably", "notes": [],

@@ -27,7 +27,6 @@ parse.MAX_SPEC_BYTES is one problem (E109), as in `trainc lint`.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import functools
 import logging
 import re
@@ -734,37 +733,6 @@ def diagnostics(text: str, path: str, encoding: str = "utf-16", uri: str | None 
     return shown
 
 
-_DID_YOU_MEAN = re.compile(r"(?:did you mean|here it is) '([^']+)'")  # diagnostics.did_you_mean's two forms
-
-
-def _fix(d: Diagnostic, lines: Lines) -> tuple[ir.Span, str] | None:
-    """The replacement a did-you-mean diagnostic suggests: the misspelt name's span and the name.
-
-    The misspelt name is the first quoted name of the message found in the span (or the span's text);
-    for a dotted name, only the parts that the suggestion replaces (`val.acuracy` -> `accuracy`)."""
-    m = _DID_YOU_MEAN.search(d.help or "")
-    if m is None or d.span.line < 1 or d.span.line != d.span.end_line:
-        return None
-    new, src = m.group(1), lines.lines[d.span.line - 1]
-    lo, hi = d.span.col - 1, d.span.end_col - 1
-    for old in re.findall(r"'([^']+)'", d.message) + [src[lo:hi].strip()]:
-        hit = re.compile(rf"(?<![\w.]){re.escape(old)}(?![\w.])").search(src, lo, hi)
-        if hit is None:
-            continue
-        parts, want = old.split("."), len(new.split("."))
-        if len(parts) > want:  # replace the run of parts the suggestion is closest to
-            at = max(range(len(parts) - want + 1),
-                     key=lambda i: difflib.SequenceMatcher(None, ".".join(parts[i:i + want]), new).ratio())
-            start = hit.start() + sum(len(p) + 1 for p in parts[:at])
-            end = start + len(".".join(parts[at:at + want]))
-        else:
-            start, end = hit.span()
-        if src[start:end] == new:
-            return None
-        return ir.Span(d.span.file, d.span.line, start + 1, d.span.line, end + 1), new
-    return None
-
-
 def code_actions(text: str, path: str, uri: str, rng: types.Range,
                  encoding: str = "utf-16") -> list[types.CodeAction]:
     """Quick fixes for the did-you-mean diagnostics that touch a range."""
@@ -776,7 +744,7 @@ def code_actions(text: str, path: str, uri: str, rng: types.Range,
         if (r.end.line, r.end.character) < (rng.start.line, rng.start.character) or \
                 (r.start.line, r.start.character) > (rng.end.line, rng.end.character):
             continue
-        fix = d.fix or _fix(d, lines)  # the rule's own edit, or the did-you-mean's name
+        fix = d.fix  # the rule's own edit, or the did-you-mean's name (compile_spec attaches both)
         if fix is None or not 1 <= fix[0].line == fix[0].end_line <= len(lines.lines):
             continue
         span, new = fix
