@@ -56,3 +56,11 @@ def test_defaulted_fills_the_catalogue_defaults():
 def test_the_catalogue_does_not_import_tinygrad():
     text = open(base.__file__).read()
     assert "import tinygrad" not in text and "from tinygrad" not in text
+
+
+def test_every_layer_with_weights_has_a_parameter_formula_for_summary():
+    """`trainc summary` counts parameters by formula (compiler/summary.py, no tinygrad); a layer that makes
+    weights without one would be counted as 0: the make parts and the formulas name the same layers."""
+    from trainc.compiler.summary import PARAMS
+
+    assert set(C.LAYERS.table("make")) == set(PARAMS)
