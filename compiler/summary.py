@@ -50,7 +50,7 @@ def _transformer(d: int, ff: int) -> int:
 
 
 PARAMS = {  # op -> (input shape, arguments) -> parameters, as the arrays lower/layers*.py's MAKE creates
-    "dense": lambda x, a: x[0] * a["units"] + (a["units"] if a.get("bias", True) else 0),
+    "dense": lambda x, a: x[-1] * a["units"] + (a["units"] if a.get("bias", True) else 0),
     "batchnorm": lambda x, a: 2 * x[0],  # gamma, beta (the running statistics are buffers)
     "layernorm": lambda x, a: 2 * x[-1],
     "groupnorm": lambda x, a: 2 * x[0],
@@ -82,7 +82,7 @@ def _flops(layer: ir.Layer, types: dict[str, ir.TensorType]) -> int:
     n_out = math.prod(out.shape) if out else 0
     op = layer.op
     if op == "dense":
-        return 2 * math.prod(x.shape) * a["units"] + (a["units"] if a.get("bias", True) else 0)
+        return 2 * math.prod(x.shape) * a["units"] + (n_out if a.get("bias", True) else 0)  # a bias per output
     if op in ("conv1d", "conv2d"):
         k = a["kernel"] ** (1 if op == "conv1d" else 2)
         return 2 * (x.shape[0] // a.get("groups", 1)) * k * n_out

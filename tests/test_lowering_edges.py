@@ -123,3 +123,41 @@ def test_l2_decays_every_weight_tensor_of_two_or_more_dimensions_and_no_bias(reg
     for k in b0:
         want = -0.1 * 0.5 * b0[k] if k in decayed else np.zeros_like(b0[k])
         np.testing.assert_allclose(a1[k] - a0[k], want, atol=1e-6, err_msg=k)
+
+
+SEQ = """data {{
+  source = csv("d.csv", target = "y")
+  split  = {{ train = 0.8, val = 0.2 }}
+  batch  = 8
+}}
+model {{
+  input x: f32[4, 3]
+  {body}
+}}
+loss      = mse(pred, target)
+optimizer = sgd(lr = 0.1)
+run {{ seed = 0 }}
+stop {{ max = 1 epochs }}
+"""
+
+
+def test_dense_on_a_sequence_acts_at_every_position():
+    """`dense` on [T, D]: the same W and b at each of the T positions (Keras' Dense on the last axis), against
+    numpy; [T, units] out, parameters counted from D alone. An image [C, H, W] is still E401 (flatten first)."""
+    from trainc.compiler.lower import lower
+    from trainc.compiler.summary import rows
+
+    spec, problems = check_file(parse(SEQ.format(body="pred = x -> dense(5) -> flatten -> dense(1)"), "f.train"),
+                                "f.train")
+    assert not [d for d in problems if d.is_error], problems
+    first = spec.model.layers[0]
+    assert str(first.out) == "f32[4, 5]" and rows(spec)[1].params == 3 * 5 + 5
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 4, 3)).astype(np.float32), rng.normal(size=(16, 1)).astype(np.float32)
+    program = lower(spec, x, y, x[:8], y[:8])
+    w = {k: t.numpy().astype(np.float64) for k, t in program.state().items()}
+    (w1, b1), (w2, b2) = [(w[f"{la.name}.W"], w[f"{la.name}.b"]) for la in spec.model.layers if la.op == "dense"]
+    want = ((x.astype(np.float64) @ w1 + b1).reshape(16, -1) @ w2 + b2)
+    np.testing.assert_allclose(program.predict(x).reshape(want.shape), want, rtol=1e-5, atol=1e-5)
+    image = SEQ.format(body="pred = x -> dense(5) -> flatten -> dense(1)").replace("f32[4, 3]", "f32[1, 4, 3]")
+    assert [d.code for d in check_file(parse(image, "f.train"), "f.train")[1]] == ["E401"]

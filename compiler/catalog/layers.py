@@ -11,7 +11,8 @@ from .base import *  # noqa: F403 - the schema vocabulary: Int, Float, Choice, r
 
 @LAYERS.register(params=True)
 def dense(units: Int(min=1), init: InitRef() = "he", bias: Bool = True):
-    """Fully connected layer: y = x @ W + b, W of shape [inputs, units]. The input size is inferred."""
+    """Fully connected layer: y = x @ W + b, W of shape [inputs, units]. The input size is inferred; on a
+    sequence [T, D] it acts at every position."""
 
 
 def _activation(name: str, doc: str, **params):
@@ -49,10 +50,12 @@ def flatten():
 
 @shape_fn("dense")
 def _dense_shape(x: TensorType, args: dict) -> TensorType:
-    if len(x.shape) != 1:
-        raise ShapeError(f"dense expects one axis of features per example, found {x}",
-                         help="put `flatten` before it")
-    return TensorType(dtype=x.dtype, shape=(args["units"],))
+    """[D] -> [units]; on a sequence [T, D], at every position: [T, units] (Keras' Dense on the last axis). An
+    image [C, H, W] would mix its columns only: surely a missing flatten."""
+    if len(x.shape) > 2:
+        raise ShapeError(f"dense expects one axis of features per example (or [T, features], per position), "
+                         f"found {x}", help="put `flatten` before it")
+    return TensorType(dtype=x.dtype, shape=(*x.shape[:-1], args["units"]))
 
 
 @shape_fn("flatten")

@@ -12,7 +12,7 @@ from .layers_base import INIT_IMPL, LayerState, _gelu, fans, init_weight  # noqa
 
 def _make_dense(layer: ir.Layer, x: ir.TensorType, rng) -> LayerState:
     a = ir.argdict(layer.args)
-    fan_in, units = x.shape[0], a["units"]
+    fan_in, units = x.shape[-1], a["units"]  # the last axis: features, or per position on [T, D]
     st = LayerState(params={"W": init_weight(a["init"], (fan_in, units), rng, dense=True)})
     if a["bias"]:
         st.params["b"] = np.zeros(units)
