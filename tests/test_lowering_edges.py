@@ -161,3 +161,42 @@ def test_dense_on_a_sequence_acts_at_every_position():
     np.testing.assert_allclose(program.predict(x).reshape(want.shape), want, rtol=1e-5, atol=1e-5)
     image = SEQ.format(body="pred = x -> dense(5) -> flatten -> dense(1)").replace("f32[4, 3]", "f32[1, 4, 3]")
     assert [d.code for d in check_file(parse(image, "f.train"), "f.train")[1]] == ["E401"]
+
+
+def _one_sgd_step(body: str, x: np.ndarray, y: np.ndarray):
+    from trainc.compiler.lower import lower
+
+    spec, problems = check_file(parse(SEQ.format(body=body).replace("f32[4, 3]", f"f32[{x.shape[1]}]"), "f.train"),
+                                "f.train")
+    assert not [d for d in problems if d.is_error], problems
+    program = lower(spec, x, y, x[:8], y[:8])
+    before = {k: t.numpy().copy() for k, t in program.state().items()}
+    idx = np.arange(8, dtype=np.int32)
+    program.step([idx, idx], 0.1)
+    return spec, program, before, {k: t.numpy() for k, t in program.state().items()}
+
+
+def test_stop_gradient_keeps_the_layers_before_it_as_they_were():
+    """One sgd step: the dense before `stop_gradient` does not move, the one after it does."""
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(16, 3)).astype(np.float32), rng.normal(size=(16, 1)).astype(np.float32)
+    spec, _, before, after = _one_sgd_step("pred = x -> dense(4) -> stop_gradient -> dense(1)", x, y)
+    first, last = [la.name for la in spec.model.layers if la.op == "dense"]
+    assert np.array_equal(before[f"{first}.W"], after[f"{first}.W"])
+    assert not np.array_equal(before[f"{last}.W"], after[f"{last}.W"])
+
+
+def test_minibatch_std_appends_the_batch_spread_against_numpy():
+    """[n] -> [n + 1]: the last feature is mean over features of sqrt(var over the batch + 1e-8), the same
+    for every example of the batch (Karras et al. 2018, section 3)."""
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(16, 3)).astype(np.float32), rng.normal(size=(16, 1)).astype(np.float32)
+    spec, program, _, _ = _one_sgd_step("pred = x -> minibatch_std -> dense(1, init = zeros, bias = false)", x, y)
+    assert str(spec.model.layers[0].out) == "f32[4]"
+    from trainc.compiler.lower import LAYER_IMPL
+    from tinygrad import Tensor
+
+    got = LAYER_IMPL["minibatch_std"](Tensor(x), None, {}, True).numpy()
+    want = np.sqrt(x.astype(np.float64).var(axis=0) + 1e-8).mean()
+    np.testing.assert_allclose(got[:, :3], x, rtol=1e-6)
+    np.testing.assert_allclose(got[:, 3], np.full(16, want), rtol=1e-5)

@@ -38,6 +38,27 @@ _activation("dropout", "Zeroes each element with probability p during training a
             p=(Fraction, 0.5))
 
 
+@LAYERS.register
+def stop_gradient():
+    """The value unchanged, but no gradient flows back through it: the layers before it are not trained by
+    what comes after (a feature extractor used as is, a target that must not move)."""
+
+
+@LAYERS.register
+def minibatch_std():
+    """Appends one feature: the standard deviation of each feature across the batch, averaged (Karras et al.'s
+    minibatch standard deviation, a remedy for a GAN's mode collapse: a discriminator sees how varied a batch
+    is). [n] -> [n + 1]."""
+
+
+@shape_fn("minibatch_std")
+def _minibatch_std_shape(x: TensorType, args: dict) -> TensorType:
+    if len(x.shape) != 1:
+        raise ShapeError(f"minibatch_std expects one axis of features per example, found {x}",
+                         help="put `flatten` before it")
+    return TensorType(dtype=x.dtype, shape=(x.shape[0] + 1,))
+
+
 @LAYERS.register(params=True)
 def batchnorm(momentum: Float(0.0, 1.0) = 0.1, eps: Positive = 1e-5):
     """Batch normalisation per feature ([n]) or per channel ([C, ...]), with running statistics for eval."""

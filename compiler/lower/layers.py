@@ -60,6 +60,15 @@ LAYERS.implement("leaky_relu")(lambda x, st, a, t: x.leaky_relu(a["slope"]))
 LAYERS.implement("softmax")(lambda x, st, a, t: x.softmax(-1))
 LAYERS.implement("dropout")(lambda x, st, a, t: x.dropout(a["p"]) if t else x)
 LAYERS.implement("flatten")(lambda x, st, a, t: x.reshape(x.shape[0], -1))
+LAYERS.implement("stop_gradient")(lambda x, st, a, t: x.detach())
+
+
+@LAYERS.implement("minibatch_std")
+def _minibatch_std(x, st, a, training):
+    """x [B, n] -> [B, n + 1]: sqrt(var over the batch + 1e-8) per feature (the biased variance), averaged, as
+    one more feature of every example."""
+    s = ((x - x.mean(0)) ** 2).mean(0).add(1e-8).sqrt().mean()
+    return x.cat(s.reshape(1, 1).expand(x.shape[0], 1), dim=1)
 LAYERS.implement("add")(lambda xs, st, a, t: sum(xs[1:], xs[0]))
 LAYERS.implement("concat")(
     lambda xs, st, a, t: xs[0].cat(*xs[1:], dim=a["axis"] if a["axis"] < 0 else a["axis"] + 1))
