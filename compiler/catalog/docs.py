@@ -1,7 +1,8 @@
-"""The reference table of section keys in specs/README.md, generated from the declarations of
-catalog/sections.py between two marker comments:
+"""The generated reference tables of specs/README.md: the section keys (from catalog/sections.py) and every
+name of every registry with its signature and doc (from the registered signatures), each between two
+marker comments:
 
-    <!-- generated: keys -->
+    <!-- generated: keys -->          (or <!-- generated: names -->)
     ...
     <!-- end generated -->
 
@@ -14,10 +15,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import sections
+from . import base, sections
 
 BEGIN = "<!-- generated: keys -->"
 END = "<!-- end generated -->"
+REGISTRIES = (("layers", base.LAYERS), ("initialisers", base.INITS), ("losses", base.LOSSES),
+              ("optimizers", base.OPTIMIZERS), ("schedules", base.SCHEDULES), ("metrics", base.METRICS),
+              ("data sources", base.SOURCES), ("augmentations", base.AUGMENTATIONS),
+              ("stopping rules", base.STOP_RULES), ("divergence guards", base.DIVERGENCE),
+              ("regularizers", base.REGULARIZERS))
 
 
 def readme() -> Path:
@@ -42,13 +48,36 @@ def keys_table() -> str:
     return "\n".join(lines)
 
 
+def _first_sentence(doc: str) -> str:
+    text = " ".join(doc.split())
+    end = text.find(". ")
+    return text if end < 0 else text[:end + 1]
+
+
+def names_table() -> str:
+    """The generated names region: each registry's entries, signature (defaults included) and first sentence."""
+    lines = ["## Catalogue at a glance", "",
+             ("Every name a spec can write, generated from the registered signatures (`compiler/catalog/`) by "
+              "`python -m trainc.compiler.catalog.docs`; the sections above say more."), ""]
+    for title, registry in REGISTRIES:
+        lines += [f"**{title}**", "", "| name | meaning |", "|---|---|"]
+        lines += [f"| `{_cell(e.signature)}` | {_cell(_first_sentence(e.doc))} |" for e in registry.entries.values()]
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+TABLES = {BEGIN: keys_table, "<!-- generated: names -->": names_table}
+
+
 def render(text: str) -> str:
-    """`text` (the README) with its generated region replaced by the current table."""
-    head, sep, rest = text.partition(BEGIN)
-    if not sep or END not in rest:
-        raise ValueError(f"no {BEGIN} ... {END} region")
-    _, _, tail = rest.partition(END)
-    return f"{head}{BEGIN}\n{keys_table()}\n{END}{tail}"
+    """`text` (the README) with each generated region replaced by the current table."""
+    for begin, table in TABLES.items():
+        head, sep, rest = text.partition(begin)
+        if not sep or END not in rest:
+            raise ValueError(f"no {begin} ... {END} region")
+        _, _, tail = rest.partition(END)
+        text = f"{head}{begin}\n{table()}\n{END}{tail}"
+    return text
 
 
 def main(argv: list[str]) -> int:
@@ -57,7 +86,7 @@ def main(argv: list[str]) -> int:
     new = render(text)
     if "--check" in argv:
         if new != text:
-            print(f"{path}: the generated key table is out of date: run python -m trainc.compiler.catalog.docs",
+            print(f"{path}: a generated table is out of date: run python -m trainc.compiler.catalog.docs",
                   file=sys.stderr)
             return 1
         return 0
