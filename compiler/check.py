@@ -106,9 +106,17 @@ def check(spec: ir.Spec) -> tuple[ir.Spec, list[Diagnostic]]:
     return spec, diags
 
 
+def every_position(spec: ir.Spec) -> int | None:
+    """The window of a `text(..., targets = every)` source (a target at every position), else None."""
+    src = spec.data.source or spec.data.train
+    args = dict(src.args) if src is not None and src.kind == "text" else {}
+    return args.get("window", 32) if args.get("targets") == "every" else None
+
+
 def _loss_terms(spec: ir.Spec) -> list[Diagnostic]:
     """Each loss term against the task and the width of what it reads (E307, E402)."""
     model, task, diags = spec.model, spec.data.task, []
+    every = every_position(spec)
     for term in spec.loss.terms:
         loss = C.LOSSES.get(term.kind)
         if loss.extra["task"] != task:
@@ -124,10 +132,16 @@ def _loss_terms(spec: ir.Spec) -> list[Diagnostic]:
                                         f"'{term.target}' {src}: their sizes differ", span=term.span,
                                         help=f"end the decoder with dense({math.prod(src.shape)})"))
             continue
-        if len(t.shape) != 1:
+        if every is not None and (len(t.shape) != 2 or t.shape[0] != every):
+            diags.append(Diagnostic(code="E402", message=f"text(targets = every) gives a target at each of the "
+                                    f"{every} positions, so {term.kind} reads [{every}, classes], but '{term.pred}' "
+                                    f"is {t}", span=term.span, help="end the model per position, without take_last: "
+                                    "`h -> dense(<classes>)`"))
+        elif every is None and len(t.shape) != 1:
             diags.append(Diagnostic(code="E402", message=f"{term.kind} expects one axis per example, "
-                                    f"'{term.pred}' is {t}", span=term.span, help="flatten it first"))
-        elif loss.extra.get("binary") and t.shape[0] != 1:
+                                    f"'{term.pred}' is {t}", span=term.span, help="flatten it first, or, on a text, "
+                                    "give a target at every position: text(..., targets = every)"))
+        elif loss.extra.get("binary") and t.shape[-1] != 1:
             diags.append(Diagnostic(code="E402", message=f"bce expects one logit per example, '{term.pred}' is {t}",
                                     help="end the model with dense(1), or use cross_entropy",
                                     **at_width(model, term, "one logit")))
@@ -135,7 +149,7 @@ def _loss_terms(spec: ir.Spec) -> list[Diagnostic]:
             diags.append(Diagnostic(code="E307", message=f"{term.kind} compares probability distributions, but "
                                     "data.target_normalize would standardise them", span=term.span,
                                     help="set `target_normalize = none` in data"))
-        if loss.extra.get("softmax") and len(t.shape) == 1 and t.shape[0] < 2:  # a softmax over one output
+        if loss.extra.get("softmax") and len(t.shape) in (1, 2) and t.shape[-1] < 2:  # a softmax over one output
             diags.append(Diagnostic(code="E402", message=f"{term.kind} needs one logit per class, '{term.pred}' "
                                     f"is {t}", help="end the model with dense(<classes>), or use bce",
                                     **at_width(model, term, "one logit per class")))

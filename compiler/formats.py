@@ -68,6 +68,7 @@ CODES = {
     "E313": "nesterov = true without momentum",
     "E314": "stratify on a regression target",
     "E315": "an optimizer with nothing to train (every layer frozen)",
+    "E316": "a class sampler with a class at every position (text(targets = every))",
     "E401": "a layer cannot take its input's shape",
     "E402": "a loss cannot take its prediction's shape",
     "E403": "an augmentation that does not fit the input",

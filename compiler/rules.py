@@ -204,8 +204,14 @@ def _selects(selector: str, layer_name: str) -> bool:
 
 
 def settings(spec: ir.Spec) -> list[Diagnostic]:
-    """Settings that contradict one another (E312-E315, W305)."""
+    """Settings that contradict one another (E312-E316, W305)."""
     out, opt, data = [], spec.optimizer, spec.data
+    src = data.source or data.train
+    if data.sampler != "none" and src is not None and src.kind == "text" and \
+            dict(src.args).get("targets") == "every":
+        out.append(_error("E316", f"sampler = {data.sampler} draws examples by their class, but "
+                          "text(targets = every) gives a class at every position", data.span_of("sampler"),
+                          "remove the sampler (sampler = none)"))
     if data.batch == 1 and any(la.op == "batchnorm" for la in spec.model.layers):
         out.append(_error("E312", "batchnorm with batch = 1: each example is normalised by its own mean, which "
                           "zeroes it", data.span_of("batch"), "use batch >= 16, or layernorm"))

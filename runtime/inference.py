@@ -88,7 +88,7 @@ def save_preprocessing(out_dir: Path, spec: ir.Spec, ds: Dataset) -> None:
         "feature_shape": list(ds.feature_shape),
         "feature_names": list(ds.feature_names) if ds.feature_names else None,
         "classes": list(ds.classes) if ds.classes else None,
-        "class_counts": np.bincount(ds.y_train, minlength=ds.n_classes).tolist() if ds.classes else None,
+        "class_counts": np.bincount(ds.y_train.reshape(-1), minlength=ds.n_classes).tolist() if ds.classes else None,
         "normalize": ds.normalizer.kind,
         "target_normalize": ds.target_normalizer.kind if ds.target_normalizer else None,
         "target_names": [targets] if isinstance(targets, str) else list(targets) if targets else None,
@@ -344,6 +344,8 @@ def predict(spec: ir.Spec, prep: Preprocessing, x: np.ndarray, weights: Weights)
     y = np.zeros(len(x), np.int32) if classify else np.zeros((len(x), len(prep.target_names or (0,))), np.float32)
     program = build(spec, prep, x, y, weights)
     out = np.asarray(program.predict(x), dtype=np.float64)
+    if classify and out.ndim == 3:  # a class at every position (text(targets = every)): the last position's,
+        out = out[:, -1, :]  # the token after the window, as a last-position model predicts it
     if not classify:
         names = list(prep.target_names or [f"y{i}" for i in range(out.shape[1])])
         return names, out.reshape(len(x), -1).tolist()

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..compiler import catalog as C
 from ..compiler import env, ir
-from ..compiler.check import at_width, mode_of, value_type
+from ..compiler.check import at_width, every_position, mode_of, value_type
 from ..compiler.diagnostics import Diagnostic, SpecError
 from ..compiler.rules import run_length
 from . import checkpoint as ck
@@ -58,6 +58,8 @@ def check_against_data(spec: ir.Spec, ds: Dataset) -> list[Diagnostic]:
                                 help=f"declare `input {inp.name}: f32[{', '.join(map(str, ds.feature_shape))}]`"))
     for term in spec.loss.terms:
         t = value_type(spec.model, term.pred)
+        if t is not None and len(t.shape) == 2 and every_position(spec) is not None:  # [T, classes]: per position
+            t = ir.TensorType(dtype=t.dtype, shape=t.shape[-1:])
         if t is None or len(t.shape) != 1 or term.target != "target":  # an autoencoder's target is its input
             continue
         outputs = C.LOSSES.get(term.kind).extra.get("outputs")  # what the loss reads: one, per_class, ...
@@ -261,7 +263,7 @@ def baseline(spec: ir.Spec, ds: Dataset) -> dict[str, float]:
     if spec.data.task == ir.Task.classification:
         if "accuracy" not in measured:
             return {}
-        majority = np.bincount(ds.y_train).argmax()
+        majority = np.bincount(ds.y_train.reshape(-1)).argmax()  # a class at every position: over all of them
         return {"val.accuracy": float((ds.y_val == majority).mean())}
     tn = ds.target_normalizer
     y_tr = tn.shift + tn.scale * ds.y_train if tn else ds.y_train

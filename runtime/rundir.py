@@ -462,8 +462,20 @@ def text(limit: int):
     return rule
 
 
+def label(limit: int):
+    """A class name: as `text`, or one whitespace character (a character vocabulary's "\n" or "\t" is a class),
+    which cannot move a terminal's cursor the way an escape sequence can."""
+    printable = text(limit)
+
+    def rule(value, where):
+        return None if isinstance(value, str) and len(value) == 1 and value.isspace() else printable(value, where)
+    rule.kind = str
+    return rule
+
+
 TEXT = text(1000)
 SCALAR = (float, TEXT, bool, None)
+LABEL = (float, label(1000), bool, None)
 COUNT = at_least(0)
 
 
@@ -499,7 +511,7 @@ SUMMARY_JSON = {"?spec": (TEXT, None), "?stop_reason": (TEXT, None), "?epochs": 
                 "?final": ROW_OR_NULL, "?best": ROW_OR_NULL, "?last": ROW_OR_NULL,
                 "?examples": ({str: COUNT}, None), "?baseline": ({str: (float, None)}, None),
                 "?reports": ({str: [[(float, None)]]}, None), "?test": ({str: SCALAR}, None),
-                "?classes": ([SCALAR], None), "?diagnosis": list, "?files": {str: str},
+                "?classes": ([LABEL], None), "?diagnosis": list, "?files": {str: str},
                 "?folds": COUNT, "?mean": {str: (float, None)}, "?std": {str: (float, None)},
                 "?per_fold": [{str: SCALAR}]}
 OPERATIVE_YAML = {"sha256": str, "?settings": {str: {"?value": object}}}

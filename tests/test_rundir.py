@@ -614,3 +614,15 @@ def test_schema_messages_name_the_key_and_quote_no_value(value, schema, message)
 
 def test_quote_escapes_and_caps_what_it_quotes():
     assert rundir.quote("a\x1b[2Jb" + "x" * 100) == repr("a\x1b[2Jb" + "x" * 34) + "..."  # 40 characters
+
+
+@pytest.mark.parametrize("name, ok", [("\n", True), ("\t", True), (" ", True), ("a", True), ("\x1b", False),
+                                      ("\x1b[2J", False), ("a\nb", False)])
+def test_a_class_name_may_be_one_whitespace_character_but_no_escape(name, ok):
+    """A character vocabulary has "\\n" as a class (text sources): summary.json keeps it and is read back; a
+    control character that could drive a terminal stays refused."""
+    from trainc.runtime import rundir
+
+    why = rundir.check({"spec": "a", "stop_reason": "x", "epochs": 1, "steps": 1, "classes": ["a", name]},
+                       {"?classes": ([rundir.LABEL], None)})
+    assert (why is None) == ok, why

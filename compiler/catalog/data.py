@@ -56,9 +56,9 @@ def series(path: String, column: String, window: Int(min=1) = 32, horizon: Int(m
 
 @SOURCES.register
 def text(path: String, level: Choice("char", "word") = "char", window: Int(min=1) = 32,
-         vocab_from: Float(0.0, 1.0, min_open=True) = 0.8):
+         vocab_from: Float(0.0, 1.0, min_open=True) = 0.8, targets: Choice("next", "every") = "next"):
     """A UTF-8 text for next-token prediction: x = token ids [i, i+window) as i32[window], y = the next token's id
-    (a class). `level`: characters, or words and punctuation. The vocabulary is the tokens of the first
+    (a class); `targets = every`: the next token at every position, y = ids [i+1, i+window+1) (a [T, K] model). `level`: characters, or words and punctuation. The vocabulary is the tokens of the first
     `vocab_from` of the examples (set it to split.train); later unseen tokens become `<unk>`. The split keeps order."""
 
 

@@ -233,7 +233,8 @@ class _Lowering:
         if self.classify and n_classes is None:
             n_classes = int(max(y_train.max(), y_val.max())) + 1
         self.n_classes = n_classes
-        self.class_counts = np.bincount(y_train.astype(np.int64), minlength=n_classes) if self.classify else None
+        self.class_counts = np.bincount(y_train.astype(np.int64).reshape(-1), minlength=n_classes) \
+            if self.classify else None  # reshape: a class at every position counts at each
 
     # -- parameters and the optimizer ----------------------------------------------------------------
 
@@ -357,6 +358,8 @@ class _Lowering:
                 target = y if self.classify else y.reshape(pred.shape)
             extra = {"mask": mask} if LOSSES.get(term.kind).extra.get("pairwise") else {}
             v = LOSSES.impl(term.kind)(pred, target, **a, **extra) * term.weight
+            if v.ndim > 1:  # a loss at every position ([B, T]): its mean over the positions, per example
+                v = v.mean(tuple(range(1, v.ndim)))
             total = v if total is None else total + v
         return total
 

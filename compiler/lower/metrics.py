@@ -46,8 +46,13 @@ class MetricImpl:
 def per_example(fn: Callable, finish: Callable = lambda s, n: s / n) -> MetricImpl:
     """A metric that is a function of a sum of per-example values: accuracy, mae, ..."""
     return MetricImpl(size=lambda ctx, a: 1,
-                      update=lambda p, y, m, ctx, a: (fn(p, y, ctx, **a) * m).sum().reshape(1),
+                      update=lambda p, y, m, ctx, a: (_per_example(fn(p, y, ctx, **a)) * m).sum().reshape(1),
                       finish=lambda s, n, ctx, a: finish(float(s[0]), n))
+
+
+def _per_example(v: Tensor) -> Tensor:
+    """[B], from a value at every position ([B, T]: text(targets = every)) by its mean over the positions."""
+    return v.mean(tuple(range(1, v.ndim))) if v.ndim > 1 else v
 
 
 def _predicted_class(p: Tensor) -> Tensor:

@@ -55,6 +55,7 @@ def build_vocab(tokens: list[str], window: int, vocab_from: float) -> tuple[tupl
 def read_text(source: ir.Source, base_dir: pathlib.Path, task: ir.Task) -> _Raw:
     args = ir.argdict(source.args)
     level, window, vocab_from = args.get("level", "char"), args.get("window", 32), args.get("vocab_from", 0.8)
+    every = args.get("targets", "next") == "every"  # the next token at every position, not only after the window
     if task is not ir.Task.classification:
         _fail("E506", f"text source '{source.path}' gives classification targets (the next token's id), but the "
               "loss is for regression", source.span, help="use cross_entropy(logits, target)")
@@ -68,7 +69,8 @@ def read_text(source: ir.Source, base_dir: pathlib.Path, task: ir.Task) -> _Raw:
     vocab, ids = build_vocab(tokens, window, vocab_from)
     starts = np.arange(n)
     x = ids[starts[:, None] + np.arange(window)[None, :]].astype(np.float64)  # [n, window]
-    y = ids[window:].astype(np.int64)  # class ids: the token ids
+    y = ids[starts[:, None] + 1 + np.arange(window)[None, :]] if every else ids[window:]  # class ids: token ids
+    y = y.astype(np.int64)
     raw = _Raw(x=x, y=y, feature_names=None, source=source, ordered=True, classes=tuple(vocab))
     raw.vocab = vocab
     return raw
