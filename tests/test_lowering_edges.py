@@ -78,15 +78,14 @@ def test_device_and_precision_errors_point_at_the_setting_or_its_override(sets, 
     assert (d.code, d.span.file, d.span.line) == ("E602", *precision_at)
 
 
-CONV = """data {{
+SMALL = """data {{
   source = csv("d.csv", target = "y")
   split  = {{ train = 0.8, val = 0.2 }}
   batch  = 8
 }}
 model {{
-  input x: f32[1, 8]
-  h    = x -> conv1d(2, 3) -> flatten
-  pred = h -> dense(1)
+  input x: {shape}
+  {body}
 }}
 loss      = mse(pred, target)
 optimizer = sgd(lr = 0.1)
@@ -94,6 +93,7 @@ regularization {{ {reg} }}
 run {{ seed = 0 }}
 stop {{ max = 1 epochs }}
 """
+CONV = "h    = x -> conv1d(2, 3) -> flatten\n  pred = h -> dense(1)"  # a 3-D kernel, dense matrices, biases
 
 
 @pytest.mark.parametrize("reg, on", [("l2 = 0.5", ("h.", "pred.")), ("l2 = { value = 0.5, on = [h] }", ("h.",)),
@@ -109,7 +109,7 @@ def test_l2_decays_every_weight_tensor_of_two_or_more_dimensions_and_no_bias(reg
     idx = np.arange(8, dtype=np.int32)
     weights = []
     for r in ("", reg):
-        spec, problems = check_file(parse(CONV.format(reg=r), "f.train"), "f.train")
+        spec, problems = check_file(parse(SMALL.format(shape="f32[1, 8]", body=CONV, reg=r), "f.train"), "f.train")
         assert not [d for d in problems if d.is_error], problems
         program = lower(spec, x, y, x[:8], y[:8])
         before = {k: t.numpy().copy() for k, t in program.state().items()}
@@ -125,30 +125,14 @@ def test_l2_decays_every_weight_tensor_of_two_or_more_dimensions_and_no_bias(reg
         np.testing.assert_allclose(a1[k] - a0[k], want, atol=1e-6, err_msg=k)
 
 
-SEQ = """data {{
-  source = csv("d.csv", target = "y")
-  split  = {{ train = 0.8, val = 0.2 }}
-  batch  = 8
-}}
-model {{
-  input x: f32[4, 3]
-  {body}
-}}
-loss      = mse(pred, target)
-optimizer = sgd(lr = 0.1)
-run {{ seed = 0 }}
-stop {{ max = 1 epochs }}
-"""
-
-
 def test_dense_on_a_sequence_acts_at_every_position():
     """`dense` on [T, D]: the same W and b at each of the T positions (Keras' Dense on the last axis), against
     numpy; [T, units] out, parameters counted from D alone. An image [C, H, W] is still E401 (flatten first)."""
     from trainc.compiler.lower import lower
     from trainc.compiler.summary import rows
 
-    spec, problems = check_file(parse(SEQ.format(body="pred = x -> dense(5) -> flatten -> dense(1)"), "f.train"),
-                                "f.train")
+    body = "pred = x -> dense(5) -> flatten -> dense(1)"
+    spec, problems = check_file(parse(SMALL.format(shape="f32[4, 3]", body=body, reg=""), "f.train"), "f.train")
     assert not [d for d in problems if d.is_error], problems
     first = spec.model.layers[0]
     assert str(first.out) == "f32[4, 5]" and rows(spec)[1].params == 3 * 5 + 5
@@ -159,14 +143,14 @@ def test_dense_on_a_sequence_acts_at_every_position():
     (w1, b1), (w2, b2) = [(w[f"{la.name}.W"], w[f"{la.name}.b"]) for la in spec.model.layers if la.op == "dense"]
     want = ((x.astype(np.float64) @ w1 + b1).reshape(16, -1) @ w2 + b2)
     np.testing.assert_allclose(program.predict(x).reshape(want.shape), want, rtol=1e-5, atol=1e-5)
-    image = SEQ.format(body="pred = x -> dense(5) -> flatten -> dense(1)").replace("f32[4, 3]", "f32[1, 4, 3]")
+    image = SMALL.format(shape="f32[1, 4, 3]", body=body, reg="")
     assert [d.code for d in check_file(parse(image, "f.train"), "f.train")[1]] == ["E401"]
 
 
 def _one_sgd_step(body: str, x: np.ndarray, y: np.ndarray):
     from trainc.compiler.lower import lower
 
-    spec, problems = check_file(parse(SEQ.format(body=body).replace("f32[4, 3]", f"f32[{x.shape[1]}]"), "f.train"),
+    spec, problems = check_file(parse(SMALL.format(shape=f"f32[{x.shape[1]}]", body=body, reg=""), "f.train"),
                                 "f.train")
     assert not [d for d in problems if d.is_error], problems
     program = lower(spec, x, y, x[:8], y[:8])
