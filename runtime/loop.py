@@ -153,7 +153,7 @@ def _trivial_scores(spec: ir.Spec, ds: Dataset) -> dict[str, tuple[float, str]]:
                 "r2": (0.0, "predicting the mean")}
     if ds.y_train.ndim != 1 or ds.n_classes is None:
         return {}
-    top = int(np.bincount(ds.y_train.astype(np.int64), minlength=ds.n_classes).argmax())
+    top = majority_class(ds)
     name = ds.classes[top] if ds.classes is not None and top < len(ds.classes) else top
     out = {"accuracy": (float(np.mean(ds.y_val == top)), f"always predicting class {name}, the most frequent")}
     if ds.n_classes == 2:
@@ -254,6 +254,12 @@ def diverged(train_loss: float, val_loss: float, best_train: float | None, guard
 _CMP = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
 
 
+def majority_class(ds: Dataset) -> int:
+    """The most frequent training class (over every position, where there is a class at each): what the
+    baseline predicts, and what W303's trivial accuracy is measured with."""
+    return int(np.bincount(ds.y_train.astype(np.int64).reshape(-1), minlength=ds.n_classes).argmax())
+
+
 def baseline(spec: ir.Spec, ds: Dataset) -> dict[str, float]:
     """What a model that ignores its input scores on val: the bar any trained model must clear.
 
@@ -263,8 +269,7 @@ def baseline(spec: ir.Spec, ds: Dataset) -> dict[str, float]:
     if spec.data.task == ir.Task.classification:
         if "accuracy" not in measured:
             return {}
-        majority = np.bincount(ds.y_train.reshape(-1)).argmax()  # a class at every position: over all of them
-        return {"val.accuracy": float((ds.y_val == majority).mean())}
+        return {"val.accuracy": float((ds.y_val == majority_class(ds)).mean())}
     tn = ds.target_normalizer
     y_tr = tn.shift + tn.scale * ds.y_train if tn else ds.y_train
     y_va = tn.shift + tn.scale * ds.y_val if tn else ds.y_val
